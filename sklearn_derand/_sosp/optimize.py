@@ -1,0 +1,342 @@
+"""Saddle-escaping minimisation to a certified second-order stationary point.
+
+All methods share one loop and one stopping rule: when the (full) gradient
+norm is at most ``rho``, the curvature certificate of
+:mod:`~sklearn_derand._sosp.curvature` is computed at that point; the run
+stops with ``converged=True`` only if it says "sosp". What happens when it
+finds negative curvature is what distinguishes the methods:
+
+* ``"gd"`` — nothing: plain gradient descent, the reference that can stall
+  at a strict saddle (it then never reports convergence there);
+* ``"pgd"`` — perturbed gradient descent (Jin, Ge, Netrapalli, Kakade &
+  Jordan, 2017): a uniform perturbation in a ball of radius
+  ``perturbation_radius``, then ``t_thres`` steps before the next one;
+* ``"hessian_descent"`` — a step along the Lanczos direction of negative
+  curvature (sign chosen to descend), of length ``2 |lambda| / K`` (the
+  minimiser of the cubic model, ``neg_curvature_step="cubic"``) or
+  ``3 sqrt(rho) / K`` (``"paper"``), backtracked until the objective
+  decreases;
+* ``"adam"`` — Adam steps with the same perturbation rule as ``"pgd"``: the
+  practical choice for stochastic objectives (``stochastic_fun``).
+
+Jin et al. detect saddles by waiting ``t_thres`` steps after a perturbation
+and checking the decrease of f; a handful of Lanczos Hessian-vector products
+at the candidate point answers the same question for far fewer iterations,
+so that is the rule used here.
+"""
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from sklearn_derand._sosp._utils import flatten, randn, unflattener
+from sklearn_derand._sosp.curvature import certify_flat
+
+__all__ = ["METHODS", "IterationInfo", "SOSPResult", "minimize"]
+
+METHODS = ("gd", "pgd", "hessian_descent", "adam")
+
+
+@dataclass
+class SOSPResult:
+    """Result of :func:`minimize`.
+
+    Attributes
+    ----------
+    params : dict of str to torch.Tensor
+        Final parameters (detached), shaped like the input.
+    n_iter : int
+        Iterations (gradient, negative-curvature or perturbation steps).
+    converged : bool
+        True only if the final point was certified a rho-SOSP.
+    grad_norm, min_eig : float
+        Gradient norm and smallest Ritz value of the Hessian at the end.
+    n_grad, n_hvp : int
+        Gradient evaluations (of ``fun`` and ``stochastic_fun``) and
+        Hessian-vector products.
+    n_perturbations : int
+        Perturbations or negative-curvature steps taken.
+    loss_curve : list of float
+        Objective value at each iteration (the minibatch value when a
+        ``stochastic_fun`` drives the steps).
+    message : str
+        Why the run stopped.
+    certificate : Certificate
+        The last certificate (at the final point).
+    time : float
+        Wall-clock seconds.
+    """
+
+    params: dict
+    n_iter: int
+    converged: bool
+    grad_norm: float
+    min_eig: float
+    n_grad: int
+    n_hvp: int
+    n_perturbations: int
+    loss_curve: list = field(repr=False)
+    message: str
+    certificate: object = field(repr=False)
+    time: float = 0.0
+
+
+@dataclass
+class IterationInfo:
+    """What a ``callback`` sees at each iteration, before the step."""
+
+    n_iter: int
+    loss: float
+    grad_norm: float | None
+    params: dict = field(repr=False)
+
+
+def _value_and_grad(fun, x):
+    x = x.detach().requires_grad_(True)
+    with torch.enable_grad():
+        f = fun(x)
+        (g,) = torch.autograd.grad(f, x, allow_unused=True)
+    if g is None:
+        g = torch.zeros_like(x)
+    return f.detach(), g
+
+
+def _uniform_ball(n, radius, generator, dtype, device):
+    direction = randn(n, generator=generator, dtype=dtype, device=device)
+    direction = direction / torch.linalg.vector_norm(direction)
+    u = float(torch.rand(1, generator=generator, dtype=torch.float64))
+    return radius * u ** (1.0 / n) * direction
+
+
+def _negative_curvature_step(
+    fun, x, g, cert, *, step, rho, hessian_lipschitz, generator
+):
+    """Descend along the certificate's direction, backtracking on f."""
+    v = cert.direction
+    slope = float(torch.dot(g, v))
+    if slope == 0.0:
+        sign = 1.0 if float(torch.rand(1, generator=generator)) < 0.5 else -1.0
+    else:
+        sign = -math.copysign(1.0, slope)
+    if step == "cubic":
+        eta = 2.0 * abs(cert.min_eig) / hessian_lipschitz
+    else:
+        eta = 3.0 * math.sqrt(rho) / hessian_lipschitz
+    with torch.no_grad():
+        f0 = float(fun(x))
+        for direction in (sign, -sign):
+            t = eta
+            for _ in range(40):
+                candidate = x + direction * t * v
+                if float(fun(candidate)) < f0:
+                    return candidate
+                t /= 2.0
+    return x
+
+
+def minimize(
+    fun,
+    params,
+    *,
+    method="adam",
+    rho=1e-4,
+    hessian_lipschitz=1.0,
+    smoothness=None,
+    max_iter=1000,
+    lr=None,
+    betas=(0.9, 0.999),
+    adam_eps=1e-8,
+    perturbation_radius=None,
+    t_thres=20,
+    neg_curvature_step="cubic",
+    max_lanczos=50,
+    delta=0.01,
+    require_rigorous=False,
+    stochastic_fun=None,
+    check_every=1,
+    generator=None,
+    callback=None,
+):
+    """Minimise ``fun`` to a certified rho-second-order stationary point.
+
+    Parameters
+    ----------
+    fun : callable
+        ``params -> scalar tensor``: the (deterministic) objective whose
+        SOSP is sought. Twice differentiable.
+    params : dict of str to torch.Tensor
+        Starting point. Not modified.
+    method : {"gd", "pgd", "hessian_descent", "adam"}, default="adam"
+    rho : float, default=1e-4
+        Gradient tolerance; the curvature threshold is ``-sqrt(K rho)``.
+    hessian_lipschitz : float, default=1.0
+        K, the Hessian-Lipschitz constant (sets the curvature threshold and
+        the negative-curvature step).
+    smoothness : float, optional
+        A proven bound on ``||Hess f||``; makes the certificate rigorous.
+        For gradient methods it also sets the default step ``1 / smoothness``.
+    max_iter : int, default=1000
+    lr : float, optional
+        Step size. Defaults: ``1e-3`` for Adam, ``1 / smoothness`` or
+        ``1e-2`` for the gradient methods.
+    betas, adam_eps :
+        Adam's moment decay rates and denominator constant.
+    perturbation_radius : float, optional
+        Radius of the uniform-ball perturbation of "pgd" / "adam". Defaults
+        to ``rho``.
+    t_thres : int, default=20
+        Iterations after a perturbation (or an inconclusive certificate)
+        before the curvature is checked again.
+    neg_curvature_step : {"cubic", "paper"}, default="cubic"
+        Step length of "hessian_descent" along negative curvature.
+    max_lanczos, delta, require_rigorous :
+        Passed to the certificate; with ``require_rigorous=True`` a heuristic
+        "sosp" verdict does not stop the run.
+    stochastic_fun : callable, optional
+        ``(params, n_iter) -> scalar tensor`` driving the steps (e.g. a
+        minibatch loss); ``fun`` is then evaluated every ``check_every``
+        iterations for the stopping rule and the certificate.
+    check_every : int, default=1
+    generator : torch.Generator, optional
+        The only source of randomness (Lanczos starts, perturbations).
+    callback : callable, optional
+        Called with an :class:`IterationInfo` each iteration; a truthy return
+        stops the run (message "stopped by callback").
+
+    Returns
+    -------
+    SOSPResult
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
+    if neg_curvature_step not in ("cubic", "paper"):
+        raise ValueError("neg_curvature_step must be 'cubic' or 'paper'.")
+    if rho <= 0 or hessian_lipschitz <= 0:
+        raise ValueError("rho and hessian_lipschitz must be positive.")
+    if max_iter < 0:
+        raise ValueError("max_iter must be non-negative.")
+    if not isinstance(params, dict):
+        raise TypeError("params must be a dict of tensors.")
+    start = time.perf_counter()
+    x, _ = flatten(params)
+    unflatten = unflattener(params)
+    n = x.numel()
+
+    def flat_fun(z):
+        return fun(unflatten(z))
+
+    flat_stochastic = None
+    if stochastic_fun is not None:
+
+        def flat_stochastic(z, it):
+            return stochastic_fun(unflatten(z), it)
+
+    if lr is None:
+        if method == "adam":
+            lr = 1e-3
+        else:
+            lr = 1.0 / smoothness if smoothness is not None else 1e-2
+    radius = rho if perturbation_radius is None else perturbation_radius
+    cert_kwargs = {
+        "hessian_lipschitz": hessian_lipschitz,
+        "smoothness": smoothness,
+        "max_lanczos": max_lanczos,
+        "delta": delta,
+        "generator": generator,
+    }
+    m1 = torch.zeros_like(x)
+    m2 = torch.zeros_like(x)
+    adam_t = 0
+    loss_curve = []
+    n_grad = n_hvp = n_perturbations = 0
+    next_check = 0
+    converged = False
+    message = f"reached max_iter={max_iter} without a certified SOSP"
+    cert = None
+    cert_at_x = False
+    it = 0
+    while it < max_iter:
+        if flat_stochastic is None:
+            f, g = _value_and_grad(flat_fun, x)
+            n_grad += 1
+            full_g = g
+        else:
+            f, g = _value_and_grad(lambda z: flat_stochastic(z, it), x)
+            n_grad += 1
+            full_g = None
+            if it % check_every == 0:
+                _, full_g = _value_and_grad(flat_fun, x)
+                n_grad += 1
+        loss = float(f)
+        loss_curve.append(loss)
+        if not math.isfinite(loss):
+            message = f"objective is not finite ({loss}) at iteration {it}"
+            break
+        grad_norm = None if full_g is None else float(torch.linalg.vector_norm(full_g))
+        if callback is not None and callback(
+            IterationInfo(it, loss, grad_norm, unflatten(x.detach()))
+        ):
+            message = "stopped by callback"
+            break
+        cert_at_x = False
+        if grad_norm is not None and grad_norm <= rho and it >= next_check:
+            cert = certify_flat(flat_fun, x, rho, **cert_kwargs)
+            cert_at_x = True
+            n_hvp += cert.n_hvp
+            n_grad += 1
+            if cert.verdict == "sosp" and (cert.rigorous or not require_rigorous):
+                converged = True
+                message = "certified rho-SOSP"
+                break
+            if cert.verdict == "negative_curvature" and method != "gd":
+                if method == "hessian_descent":
+                    x = _negative_curvature_step(
+                        flat_fun,
+                        x,
+                        full_g,
+                        cert,
+                        step=neg_curvature_step,
+                        rho=rho,
+                        hessian_lipschitz=hessian_lipschitz,
+                        generator=generator,
+                    )
+                else:
+                    x = x + _uniform_ball(n, radius, generator, x.dtype, x.device)
+                    next_check = it + t_thres
+                n_perturbations += 1
+                it += 1
+                continue
+            next_check = it + t_thres
+        # First-order step.
+        if method == "adam":
+            adam_t += 1
+            m1.mul_(betas[0]).add_(g, alpha=1.0 - betas[0])
+            m2.mul_(betas[1]).addcmul_(g, g, value=1.0 - betas[1])
+            m1_hat = m1 / (1.0 - betas[0] ** adam_t)
+            m2_hat = m2 / (1.0 - betas[1] ** adam_t)
+            x = x - lr * m1_hat / (m2_hat.sqrt() + adam_eps)
+        else:
+            x = x - lr * g
+        it += 1
+    if not cert_at_x:
+        cert = certify_flat(flat_fun, x, rho, **cert_kwargs)
+        n_hvp += cert.n_hvp
+        n_grad += 1
+        if not converged and cert.verdict == "negative_curvature":
+            message += "; the final point has negative curvature (a saddle)"
+    return SOSPResult(
+        params={k: v.detach().clone() for k, v in unflatten(x).items()},
+        n_iter=it,
+        converged=converged,
+        grad_norm=cert.grad_norm,
+        min_eig=cert.min_eig,
+        n_grad=n_grad,
+        n_hvp=n_hvp,
+        n_perturbations=n_perturbations,
+        loss_curve=loss_curve,
+        message=message,
+        certificate=cert,
+        time=time.perf_counter() - start,
+    )
