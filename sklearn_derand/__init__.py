@@ -4,6 +4,17 @@ Importing this package does not import torch: the torch backend
 (:mod:`sklearn_derand._sosp`) is loaded the first time an estimator is fitted.
 """
 
+from sklearn_derand.random_projection import (
+    DerandomizedJLProjector,
+    johnson_lindenstrauss_min_dim,
+    max_pairwise_distortion,
+)
+
 __version__ = "0.1.0.dev0"
 
-__all__ = ["__version__"]
+__all__ = [
+    "DerandomizedJLProjector",
+    "__version__",
+    "johnson_lindenstrauss_min_dim",
+    "max_pairwise_distortion",
+]

@@ -162,3 +162,17 @@ def test_certificate_of_a_linear_function():
         generator=make_generator(0),
     )
     assert cert.verdict == "sosp" and cert.min_eig == 0.0
+
+
+def test_non_finite_hessian_gives_an_inconclusive_certificate():
+    def fun(p):
+        return torch.sqrt(p["x"] ** 2).sum()  # |x|: not twice differentiable at 0
+
+    cert = certify(
+        fun,
+        {"x": torch.zeros(3, dtype=torch.float64)},
+        rho=1e-3,
+        generator=make_generator(0),
+    )
+    assert cert.verdict == "inconclusive"
+    assert not cert.rigorous and np.isnan(cert.min_eig)

@@ -150,6 +150,11 @@ def lanczos(
     state = None
     for j in range(m_max):
         w = hvp(Q[j])
+        if not bool(torch.isfinite(w).all()):
+            # The Hessian is not finite here: nothing can be concluded.
+            nan = np.array([np.nan])
+            state = _LanczosState(nan, np.ones((1, 1)), np.nan, np.nan, j + 1)
+            return np.nan, Q[0].clone(), np.nan, j + 1, False, state
         alphas.append(float(torch.dot(Q[j], w)))
         basis = Q[: j + 1]
         for _ in range(2):  # full reorthogonalisation, twice is enough
@@ -241,7 +246,9 @@ def certify_flat(
         device=x.device,
         stop=stop,
     )
-    if theta < threshold:
+    if not math.isfinite(theta):
+        verdict, rigorous, prob = "inconclusive", False, None
+    elif theta < threshold:
         verdict, rigorous, prob = "negative_curvature", True, None
     else:
         if exact:

@@ -17,7 +17,10 @@ finds negative curvature is what distinguishes the methods:
   ``3 sqrt(rho) / K`` (``"paper"``), backtracked until the objective
   decreases;
 * ``"adam"`` — Adam steps with the same perturbation rule as ``"pgd"``: the
-  practical choice for stochastic objectives (``stochastic_fun``).
+  practical choice for stochastic objectives (``stochastic_fun``);
+* ``"lbfgs"`` — limited-memory BFGS (two-loop recursion, Armijo
+  backtracking) with the same perturbation rule; the history is cleared at
+  each perturbation. Fast on smooth deterministic objectives.
 
 Jin et al. detect saddles by waiting ``t_thres`` steps after a perturbation
 and checking the decrease of f; a handful of Lanczos Hessian-vector products
@@ -36,7 +39,7 @@ from sklearn_derand._sosp.curvature import certify_flat
 
 __all__ = ["METHODS", "IterationInfo", "SOSPResult", "minimize"]
 
-METHODS = ("gd", "pgd", "hessian_descent", "adam")
+METHODS = ("gd", "pgd", "hessian_descent", "adam", "lbfgs")
 
 
 @dataclass
@@ -48,7 +51,9 @@ class SOSPResult:
     params : dict of str to torch.Tensor
         Final parameters (detached), shaped like the input.
     n_iter : int
-        Iterations (gradient, negative-curvature or perturbation steps).
+        Iterations: points at which the objective was evaluated by the main
+        loop (one entry of ``loss_curve`` each), including the final one
+        when the run stops on a certificate or a callback.
     converged : bool
         True only if the final point was certified a rho-SOSP.
     grad_norm, min_eig : float
@@ -136,6 +141,54 @@ def _negative_curvature_step(
     return x
 
 
+class _LBFGSMemory:
+    """Curvature pairs (s, y) of L-BFGS and its two-loop recursion."""
+
+    def __init__(self, size):
+        self.size = size
+        self.pairs = []
+
+    def clear(self):
+        self.pairs = []
+
+    def update(self, s, y):
+        sy = float(torch.dot(s, y))
+        if sy > 1e-10 * float(
+            torch.linalg.vector_norm(s) * torch.linalg.vector_norm(y)
+        ):
+            self.pairs.append((s, y, 1.0 / sy))
+            if len(self.pairs) > self.size:
+                self.pairs.pop(0)
+
+    def direction(self, g):
+        q = -g
+        alphas = []
+        for s, y, rho_i in reversed(self.pairs):
+            a = rho_i * float(torch.dot(s, q))
+            alphas.append(a)
+            q = q - a * y
+        if self.pairs:
+            s, y, _ = self.pairs[-1]
+            q = q * (float(torch.dot(s, y)) / float(torch.dot(y, y)))
+        for (s, y, rho_i), a in zip(self.pairs, reversed(alphas)):
+            b = rho_i * float(torch.dot(y, q))
+            q = q + (a - b) * s
+        return q
+
+
+def _armijo(fun, x, f0, g, direction, t, c1=1e-4, max_halvings=40):
+    """Backtracking line search; returns the accepted point (x if none)."""
+    slope = float(torch.dot(g, direction))
+    with torch.no_grad():
+        for _ in range(max_halvings):
+            candidate = x + t * direction
+            value = float(fun(candidate))
+            if math.isfinite(value) and value <= f0 + c1 * t * slope:
+                return candidate
+            t *= 0.5
+    return x
+
+
 def minimize(
     fun,
     params,
@@ -156,6 +209,8 @@ def minimize(
     require_rigorous=False,
     stochastic_fun=None,
     check_every=1,
+    history_size=10,
+    lr_scale=None,
     generator=None,
     callback=None,
 ):
@@ -179,8 +234,10 @@ def minimize(
         For gradient methods it also sets the default step ``1 / smoothness``.
     max_iter : int, default=1000
     lr : float, optional
-        Step size. Defaults: ``1e-3`` for Adam, ``1 / smoothness`` or
-        ``1e-2`` for the gradient methods.
+        Step size. Defaults: ``1e-3`` for Adam, ``1`` for L-BFGS (the
+        initial trial step of its line search; the first step is normalised
+        to length ``lr``), ``1 / smoothness`` or ``1e-2`` for the gradient
+        methods.
     betas, adam_eps :
         Adam's moment decay rates and denominator constant.
     perturbation_radius : float, optional
@@ -199,6 +256,12 @@ def minimize(
         minibatch loss); ``fun`` is then evaluated every ``check_every``
         iterations for the stopping rule and the certificate.
     check_every : int, default=1
+    history_size : int, default=10
+        Number of curvature pairs kept by L-BFGS.
+    lr_scale : dict of str to float, optional
+        Per-parameter multipliers of the step size of the first-order
+        methods ("gd", "pgd", "hessian_descent", "adam"), e.g. to let a
+        scalar noise scale move faster than a large matrix.
     generator : torch.Generator, optional
         The only source of randomness (Lanczos starts, perturbations).
     callback : callable, optional
@@ -233,8 +296,12 @@ def minimize(
         def flat_stochastic(z, it):
             return stochastic_fun(unflatten(z), it)
 
+    if method == "lbfgs" and stochastic_fun is not None:
+        raise ValueError("method='lbfgs' needs a deterministic objective.")
     if lr is None:
-        if method == "adam":
+        if method == "lbfgs":
+            lr = 1.0
+        elif method == "adam":
             lr = 1e-3
         else:
             lr = 1.0 / smoothness if smoothness is not None else 1e-2
@@ -249,6 +316,16 @@ def minimize(
     m1 = torch.zeros_like(x)
     m2 = torch.zeros_like(x)
     adam_t = 0
+    memory = _LBFGSMemory(history_size)
+    prev_x = prev_g = None
+    step = torch.full_like(x, float(lr))
+    if lr_scale:
+        unknown = set(lr_scale) - set(params)
+        if unknown:
+            raise ValueError(f"lr_scale names unknown parameters {sorted(unknown)}.")
+        views = unflatten(step)
+        for name, factor in lr_scale.items():
+            views[name].mul_(float(factor))
     loss_curve = []
     n_grad = n_hvp = n_perturbations = 0
     next_check = 0
@@ -305,6 +382,8 @@ def minimize(
                 else:
                     x = x + _uniform_ball(n, radius, generator, x.dtype, x.device)
                     next_check = it + t_thres
+                memory.clear()
+                prev_x = None
                 n_perturbations += 1
                 it += 1
                 continue
@@ -316,19 +395,39 @@ def minimize(
             m2.mul_(betas[1]).addcmul_(g, g, value=1.0 - betas[1])
             m1_hat = m1 / (1.0 - betas[0] ** adam_t)
             m2_hat = m2 / (1.0 - betas[1] ** adam_t)
-            x = x - lr * m1_hat / (m2_hat.sqrt() + adam_eps)
+            x = x - step * m1_hat / (m2_hat.sqrt() + adam_eps)
+        elif method == "lbfgs":
+            if prev_x is not None:
+                memory.update(x - prev_x, g - prev_g)
+            direction = memory.direction(g)
+            if not memory.pairs or float(torch.dot(direction, g)) >= 0.0:
+                memory.clear()
+                gnorm = float(torch.linalg.vector_norm(g))
+                direction = -g / max(gnorm, 1e-300)
+                t0 = lr
+            else:
+                t0 = 1.0
+            prev_x, prev_g = x, g
+            x_new = _armijo(flat_fun, x, loss, g, direction, t0)
+            if x_new is x:
+                # No decrease along a descent direction: numerically stuck.
+                message = "line search failed (no further decrease possible)"
+                it += 1
+                break
+            x = x_new
         else:
-            x = x - lr * g
+            x = x - step * g
         it += 1
     if not cert_at_x:
         cert = certify_flat(flat_fun, x, rho, **cert_kwargs)
         n_hvp += cert.n_hvp
         n_grad += 1
-        if not converged and cert.verdict == "negative_curvature":
-            message += "; the final point has negative curvature (a saddle)"
+        saddle = cert.verdict == "negative_curvature" and cert.grad_norm <= rho
+        if not converged and saddle:
+            message += "; the final point is a saddle (negative curvature)"
     return SOSPResult(
         params={k: v.detach().clone() for k, v in unflatten(x).items()},
-        n_iter=it,
+        n_iter=len(loss_curve),
         converged=converged,
         grad_norm=cert.grad_norm,
         min_eig=cert.min_eig,

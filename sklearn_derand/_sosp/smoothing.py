@@ -233,3 +233,83 @@ def _as_float_tensors(*values):
     dtype = dtype or torch.float64
     device = ref.device if ref is not None else None
     return [torch.as_tensor(v, dtype=dtype, device=device) for v in values]
+
+
+# Cubic pieces of the smoothed step in u = 3 (x - threshold) / width, as
+# coefficients of 1, u, u^2, u^3 (see smoothed_step).
+_STEP_PIECES = (
+    (0.0, 0.0, 0.0, 1.0 / 6.0),
+    (0.5, -1.5, 1.5, -1.0 / 3.0),
+    (-3.5, 4.5, -1.5, 1.0 / 6.0),
+)
+
+
+def _truncated_normal_moments(lo, hi, mean, std, max_order):
+    """int_lo^hi s^m N(s; mean, std^2) ds for m = 0..max_order (stable in std).
+
+    Recursion from integrating by parts:
+    T_{m+1} = mean T_m + std^2 m T_{m-1} - std^2 [s^m N(s)]_lo^hi.
+    """
+    zlo = (lo - mean) / std
+    zhi = (hi - mean) / std
+    # std^2 * density = std * phi(z): bounded as std -> 0.
+    plo = std * norm_pdf(zlo)
+    phi_ = std * norm_pdf(zhi)
+    moments = [norm_cdf(zhi) - norm_cdf(zlo)]
+    prev = torch.zeros_like(moments[0])
+    lo_pow = torch.ones_like(lo)
+    hi_pow = torch.ones_like(hi)
+    for m in range(max_order):
+        boundary = phi_ * hi_pow - plo * lo_pow
+        nxt = mean * moments[m] + (std * std) * m * prev - boundary
+        prev = moments[m]
+        moments.append(nxt)
+        lo_pow = lo_pow * lo
+        hi_pow = hi_pow * hi
+    return moments
+
+
+def expected_smoothed_step_of_square(r, sigma, threshold, width):
+    """E[smoothed_step((r + sigma g)^2, threshold, width)], g ~ N(0, 1), exactly.
+
+    Each cubic piece of the step is a polynomial of degree 6 in
+    s = r + sigma g ~ N(r, sigma^2), so its expectation over the interval
+    where it applies is a combination of truncated-normal moments: closed
+    form, smooth in (r, sigma, threshold), and stable as sigma -> 0 (where it
+    tends to ``smoothed_step(r**2, ...)``). All arguments broadcast; the
+    three pieces and both signs of s are evaluated in one batch.
+    """
+    r, sigma, threshold = torch.broadcast_tensors(
+        *_as_float_tensors(r, sigma, threshold)
+    )
+    sigma = sigma.clamp_min(1e-300)
+    span = 40.0 * sigma + 1.0
+
+    def root(x):
+        return torch.sqrt(x.clamp_min(0.0))
+
+    # Knots of the ramp in q = s^2, and their square roots.
+    offsets = torch.arange(4, dtype=r.dtype, device=r.device) * (width / 3.0)
+    roots = root(threshold[..., None] + offsets)  # (..., 4)
+    top = roots[..., 3]
+    total = norm_cdf((-top - r) / sigma) + norm_cdf((r - top) / sigma)
+    # Intervals in s for the 3 pieces x 2 signs: [+lo, +hi) and (-hi, -lo].
+    lo = torch.cat([roots[..., :3], -roots[..., 1:]], dim=-1)  # (..., 6)
+    hi = torch.cat([roots[..., 1:], -roots[..., :3]], dim=-1)
+    r6, s6, span6 = r[..., None], sigma[..., None], span[..., None]
+    lo = torch.maximum(lo, r6 - span6)
+    hi = torch.minimum(torch.maximum(hi, lo), r6 + span6)
+    moments = _truncated_normal_moments(lo, hi, r6, s6, 6)
+    # Polynomial of each piece in q = s^2, with u = alpha q + beta.
+    alpha = 3.0 / width
+    beta = (-3.0 / width) * threshold[..., None]
+    coeffs = torch.as_tensor(_STEP_PIECES, dtype=r.dtype, device=r.device)
+    coeffs = torch.cat([coeffs, coeffs], dim=0)  # pieces for both signs
+    for p in range(4):
+        # coefficient of q^p: sum_i a_i C(i, p) alpha^p beta^(i - p)
+        c_p = sum(
+            coeffs[:, i] * (math.comb(i, p) * alpha**p) * beta ** (i - p)
+            for i in range(p, 4)
+        )
+        total = total + (c_p * moments[2 * p]).sum(-1)
+    return total.clamp(0.0, 1.0)

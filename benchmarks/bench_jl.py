@@ -1,0 +1,215 @@
+"""Benchmark of DerandomizedJLProjector against Gaussian projections and PCA.
+
+Prints, per case, the max pairwise distortion
+``max | ||A(x_i - x_j)||^2 / ||x_i - x_j||^2 - 1 |`` of
+
+* GaussianRandomProjection over ``--seeds`` seeds (mean, median, best),
+* PCA rescaled by its best single factor (``(b - a) / (b + a)`` for the
+  ratio range [a, b] of the evaluated pairs: an oracle rescaling),
+* our two methods (``direct``, ``derandomize``) and the paper's literal
+  start (``derandomize`` with ``init_noise=1``, i.e. M = 0),
+
+with fit times, all in the same run. Cases: the first 300 sklearn digits
+(k = 16, 32), 1000 standard Gaussian points in d = 1000 (k = 64), the
+``n_components="auto"`` search, held-out points (fit on 80 %, evaluate the
+pairs that involve the other 20 %), and sklearn's test_inverse_transform
+setting (1000 x 1000, 1 % dense, k = 10) for time.
+
+Run: ``python benchmarks/bench_jl.py`` (add ``--seeds 100 --quick`` for a
+shorter run).
+"""
+
+import argparse
+import time
+import warnings
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.datasets import load_digits
+from sklearn.decomposition import PCA
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.random_projection import GaussianRandomProjection
+
+from sklearn_derand import DerandomizedJLProjector, johnson_lindenstrauss_min_dim
+
+
+class Pairs:
+    """Squared distances of the evaluated pairs, for fast repeated scoring."""
+
+    def __init__(self, X, mask=None):
+        X = X.toarray() if sp.issparse(X) else np.asarray(X, dtype=np.float64)
+        self.X = X
+        n = X.shape[0]
+        sq = (X**2).sum(1)
+        D = sq[:, None] + sq[None, :] - 2 * X @ X.T
+        upper = np.triu(np.ones((n, n), dtype=bool), 1)
+        self.mask = upper & (D > 1e-9 * D.max()) & (True if mask is None else mask)
+        self.D = D[self.mask]
+
+    def ratios(self, E):
+        sq = (E**2).sum(1)
+        De = sq[:, None] + sq[None, :] - 2 * E @ E.T
+        return np.maximum(De[self.mask], 0) / self.D
+
+    def distortion(self, E):
+        return float(np.abs(self.ratios(E) - 1).max())
+
+    def pca_rescaled(self, E):
+        r = self.ratios(E)
+        return float((r.max() - r.min()) / (r.max() + r.min()))
+
+
+def gaussian_stats(pairs, X, k, seeds):
+    values = []
+    for s in range(seeds):
+        G = GaussianRandomProjection(k, random_state=s).fit(X)
+        values.append(pairs.distortion(G.transform(X)))
+    values = np.array(values)
+    return values.mean(), np.median(values), values.min()
+
+
+def fit(estimator, X):
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        estimator.fit(X)
+    return estimator, time.perf_counter() - start
+
+
+def row(label, value, seconds=None, extra=""):
+    t = "" if seconds is None else f"{seconds:8.2f}"
+    print(f"  {label:<46}{value:>10.4f}{t:>10}  {extra}")
+
+
+def training_case(name, X, k, seeds, methods):
+    print(
+        f"\n== {name}: n={X.shape[0]}, d={X.shape[1]}, k={k} "
+        "(max distortion over all training pairs; lower is better)"
+    )
+    print(f"  {'method':<46}{'distortion':>10}{'fit s':>10}")
+    pairs = Pairs(X)
+    mean, median, best = gaussian_stats(pairs, X, k, seeds)
+    row(f"GaussianRandomProjection mean of {seeds} seeds", mean)
+    row(f"GaussianRandomProjection median of {seeds} seeds", median)
+    row(f"GaussianRandomProjection best of {seeds} seeds", best)
+    row(
+        "PCA, rescaled by its best factor",
+        pairs.pca_rescaled(PCA(k).fit_transform(pairs.X)),
+    )
+    for label, est in methods:
+        est, seconds = fit(est, X)
+        extra = (
+            f"sigma_max_={est.sigma_max_:.1e}" if est.method == "derandomize" else ""
+        )
+        row(label, pairs.distortion(est.transform(X)), seconds, extra)
+
+
+def held_out_case(name, X, k, seeds, rng):
+    n = X.shape[0]
+    perm = rng.permutation(n)
+    train, test = perm[: int(0.8 * n)], perm[int(0.8 * n) :]
+    is_test = np.zeros(n, dtype=bool)
+    is_test[test] = True
+    involves_test = is_test[:, None] | is_test[None, :]
+    pairs = Pairs(X, involves_test)
+    print(
+        f"\n== held-out {name}: fit on {train.size} points, pairs involving "
+        f"the other {test.size}, k={k}"
+    )
+    print(f"  {'method':<46}{'distortion':>10}{'fit s':>10}")
+    values = []
+    for s in range(seeds):
+        G = GaussianRandomProjection(k, random_state=s).fit(X[train])
+        values.append(pairs.distortion(G.transform(X)))
+    row(f"GaussianRandomProjection best of {seeds} seeds", min(values))
+    row(f"GaussianRandomProjection median of {seeds} seeds", float(np.median(values)))
+    pca = PCA(k).fit(X[train])
+    row(
+        "PCA fit on train, rescaled by best factor",
+        pairs.pca_rescaled(pca.transform(X)),
+    )
+    for label, est in [
+        ("direct", DerandomizedJLProjector(k, random_state=0)),
+        (
+            "direct, early_stopping",
+            DerandomizedJLProjector(k, early_stopping=True, random_state=0),
+        ),
+    ]:
+        est, seconds = fit(est, X[train])
+        row(label, pairs.distortion(est.transform(X)), seconds)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=1000)
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="skip the slow derandomize runs and the 1000-point case",
+    )
+    args = parser.parse_args()
+    rng = np.random.RandomState(0)
+    digits = load_digits().data[:300]
+
+    for k in (32, 16):
+        methods = [
+            ("ours: direct (default)", DerandomizedJLProjector(k, random_state=0))
+        ]
+        if not args.quick:
+            methods += [
+                (
+                    "ours: derandomize, eps=0.1",
+                    DerandomizedJLProjector(
+                        k, method="derandomize", eps=0.1, random_state=0
+                    ),
+                ),
+                (
+                    "ours: derandomize, paper start M=0",
+                    DerandomizedJLProjector(
+                        k, method="derandomize", eps=0.1, init_noise=1.0, random_state=0
+                    ),
+                ),
+            ]
+        training_case("digits[:300]", digits, k, args.seeds, methods)
+
+    if not args.quick:
+        X = np.random.RandomState(12345).randn(1000, 1000)
+        training_case(
+            "standard Gaussian points",
+            X,
+            64,
+            args.seeds,
+            [("ours: direct (default)", DerandomizedJLProjector(64, random_state=0))],
+        )
+
+    print("\n== n_components='auto', eps=0.2, digits[:300]")
+    est, seconds = fit(DerandomizedJLProjector("auto", eps=0.2, random_state=0), digits)
+    print(
+        f"  learned n_components_={est.n_components_} (distortion "
+        f"{est.distortion_:.4f}) in {seconds:.2f} s; JL bound "
+        f"{johnson_lindenstrauss_min_dim(300, eps=0.2)}"
+    )
+
+    held_out_case("digits[:300]", digits, 16, args.seeds, rng)
+    held_out_case("digits[:300]", digits, 32, args.seeds, rng)
+    if not args.quick:
+        X = np.random.RandomState(12345).randn(1000, 1000)
+        held_out_case("Gaussian 1000 x 1000", X, 64, min(args.seeds, 200), rng)
+
+    print("\n== sklearn test_inverse_transform setting: 1000 x 1000, 1 % dense, k=10")
+    nnz = 1000 * 1000 // 100 + 1
+    Xs = sp.coo_matrix(
+        (rng.randn(nnz), (rng.randint(1000, size=nnz), rng.randint(1000, size=nnz))),
+        shape=(1000, 1000),
+    ).tocsr()
+    pairs = Pairs(Xs)
+    start = time.perf_counter()
+    G = GaussianRandomProjection(10, random_state=0).fit(Xs)
+    g_time = time.perf_counter() - start
+    row("GaussianRandomProjection", pairs.distortion(G.transform(Xs)), g_time)
+    est, seconds = fit(DerandomizedJLProjector(10, random_state=0), Xs)
+    row("ours: direct (default)", pairs.distortion(est.transform(Xs)), seconds)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,704 @@
+"""Learning a k x d projection that preserves the pairwise distances of data.
+
+Two formulations, both optimised to a certified SOSP by :func:`minimize`:
+
+* ``direct``: a smooth maximum of the pair distortions
+  ``delta_ij = ||A (x_i - x_j)||^2 / ||x_i - x_j||^2 - 1`` over A, started
+  from a Gaussian projection, with the power ``p`` of the power mean raised
+  in stages (8, 32, 128) and the best iterate kept;
+* ``derandomize`` (the derandomization paper): a Gaussian sampler
+  ``A = M + sigma Z`` whose expected smoothed count of violated pairs plus
+  ``alpha * sigma^2`` is minimised; at an SOSP the noise scale ``sigma``
+  collapses and ``M`` is a deterministic projection.
+
+Only the row space of the centred data matters (A acts on differences), so
+the optimisation runs over ``A = A0 + C V^T`` with V an orthonormal basis of
+that row space (``r <= min(n, d)`` columns): the Gaussian start is kept
+unchanged on the orthogonal complement, which is what new points see there.
+Distances are computed from Gram matrices (``||P_i - P_j||^2 = G_ii + G_jj -
+2 G_ij`` with ``P = X A^T``), never from an n^2 x d difference array.
+"""
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from scipy.special import roots_genlaguerre
+
+from sklearn_derand._sosp._utils import make_generator, to_numpy
+from sklearn_derand._sosp.optimize import minimize
+from sklearn_derand._sosp.smoothing import expected_smoothed_step_of_square
+
+__all__ = ["DistortionProblem", "JLResult", "fit_projection"]
+
+_P_STAGES = (8.0, 32.0, 128.0)
+_STAGE_SHARE = (0.3, 0.3, 0.4)
+_ROUND = 30  # iterations per block of points before it is refreshed
+_PRUNE = 1.5  # a first stage ending above 1.5 * target is judged infeasible
+
+
+class DistortionProblem:
+    """Training points in row-space coordinates, and the pairs to preserve.
+
+    Parameters
+    ----------
+    X : ndarray or sparse matrix of shape (n, d)
+    fit_mask : ndarray of bool of shape (n,)
+        Points whose pairs are fitted; the others (if any) are validation
+        points, judged on their pairs with every point.
+    max_pairs : int
+        Largest number of pairs handled at once. Below it all fitted pairs
+        are used (one n x n Gram matrix); above it a block of rows against
+        all points, refreshed toward the worst pairs at each stage.
+    device : torch.device
+    seed : int
+        For the rows of a block.
+    """
+
+    def __init__(self, X, fit_mask, max_pairs, device, seed):
+        self.device = device
+        self.X = X
+        n, d = X.shape
+        self.n, self.d = n, d
+        self.rng = np.random.RandomState(seed)
+        self._reduce(X)
+        self.fit_idx = np.flatnonzero(fit_mask)
+        self.val_idx = np.flatnonzero(~fit_mask)
+        n_fit = self.fit_idx.size
+        self.n_pairs = n_fit * (n_fit - 1) // 2
+        self.dense = self.n_pairs <= max_pairs
+        # Block of b points: b (b - 1) / 2 <= max_pairs pairs among them.
+        self.block_size = min(
+            n_fit, max(2, int((1 + math.sqrt(1 + 8 * max_pairs)) / 2))
+        )
+        opts = {"dtype": torch.float64, "device": device}
+        self.Yt = torch.as_tensor(self.Y, **opts)
+        if self.dense:
+            self.set_points(self.fit_idx)
+        else:
+            self.set_points(
+                self.rng.choice(self.fit_idx, size=self.block_size, replace=False)
+            )
+
+    # -- reduction to the row space -------------------------------------
+    def _reduce(self, X):
+        n, d = X.shape
+        mean = np.asarray(X.mean(axis=0)).ravel()
+        if d <= n:
+            Xc = (X.toarray() if sp.issparse(X) else np.asarray(X)) - mean
+            U, S, Vt = np.linalg.svd(Xc, full_matrices=False)
+            keep = S > (S[0] if S.size else 0.0) * 1e-10 if S.size else S > 0
+            self.Y = U[:, keep] * S[keep]
+            self._basis = ("V", Vt[keep].T)
+        else:
+            K = X @ X.T
+            K = K.toarray() if sp.issparse(K) else np.asarray(K)
+            K = np.asarray(K, dtype=np.float64)
+            H = np.eye(n) - 1.0 / n
+            Kc = H @ K @ H
+            Kc = (Kc + Kc.T) / 2
+            lam, U = np.linalg.eigh(Kc)
+            top = lam[-1] if lam.size else 0.0
+            keep = lam > max(top, 0.0) * 1e-10
+            lam, U = lam[keep][::-1], U[:, keep][:, ::-1]
+            self.Y = U * np.sqrt(lam)
+            self._basis = ("X", U / np.sqrt(lam))
+        self.rank = self.Y.shape[1]
+        scale = float(np.max((self.Y**2).sum(1))) if self.Y.size else 1.0
+        self.tiny = max(scale, 1e-300) * 1e-12
+
+    def components(self, A0, C):
+        """A = A0 + C V^T as a numpy (k, d) array."""
+        kind, basis = self._basis
+        if kind == "V":
+            return A0 + C @ basis.T
+        coef = C @ basis.T  # (k, n)
+        X = self.X
+        return A0 + np.asarray((X.T @ coef.T).T)
+
+    # -- pairs ------------------------------------------------------------
+    @staticmethod
+    def _sqdist(Pa, Pb, sa, sb):
+        return (sa[:, None] + sb[None, :] - 2.0 * Pa @ Pb.T).clamp_min(0.0)
+
+    def set_points(self, points):
+        """The active pairs are all pairs of distinct points among ``points``."""
+        points = np.sort(np.asarray(points))
+        self.points = torch.as_tensor(points, device=self.device)
+        Yb = self.Yt[self.points]
+        sq = (Yb * Yb).sum(1)
+        D = self._sqdist(Yb, Yb, sq, sq)
+        upper = torch.ones_like(D, dtype=torch.bool).triu(1)
+        mask = upper & (D > self.tiny)
+        self.mask = mask
+        self.mask_f = mask.to(torch.float64)
+        self.inv = torch.where(mask, 1.0 / D.clamp_min(self.tiny), torch.zeros_like(D))
+        self.n_active = int(mask.sum())
+
+    def distortion_matrix(self, Pb):
+        """Signed distortions of the active pairs (zeros elsewhere).
+
+        ``Pb`` holds the images of the active points (``P[self.points]``).
+        """
+        G = Pb @ Pb.T
+        g = torch.diagonal(G)
+        return (g[:, None] + g[None, :] - 2.0 * G) * self.inv - self.mask_f
+
+    def validation_max(self, P):
+        """Max |distortion| over the pairs of validation points with all."""
+        return self._max_over(P, self.val_idx, np.arange(self.n))[0]
+
+    def all_pairs_max(self, P, rows_out=0):
+        """Max |distortion| over all fitted pairs (chunked, no gradient).
+
+        With ``rows_out > 0`` also return the fitted points that take part in
+        the worst pairs, for refreshing a block.
+        """
+        value, worst = self._max_over(P, self.fit_idx, self.fit_idx)
+        if not rows_out:
+            return value
+        order = np.argsort(-worst, kind="stable")[:rows_out]
+        return value, self.fit_idx[order]
+
+    def pca_distortion(self, k, chunk=512):
+        """Max distortion over fitted pairs of PCA to k components, rescaled
+        by its best single factor: (b - a) / (b + a) for ratios in [a, b].
+
+        The row-space coordinates are principal components, sorted.
+        """
+        idx = torch.as_tensor(self.fit_idx, device=self.device)
+        Y = self.Yt[idx]
+        Yk = Y[:, :k]
+        lo, hi = math.inf, 0.0
+        gy, gk = (Y * Y).sum(1), (Yk * Yk).sum(1)
+        for start in range(0, Y.shape[0], chunk):
+            stop = min(start + chunk, Y.shape[0])
+            D = self._sqdist(Y[start:stop], Y, gy[start:stop], gy)
+            Dk = self._sqdist(Yk[start:stop], Yk, gk[start:stop], gk)
+            rows = torch.arange(start, stop, device=self.device)
+            ok = (D > self.tiny) & (
+                rows[:, None] < torch.arange(Y.shape[0], device=self.device)[None, :]
+            )
+            if ok.any():
+                ratio = Dk[ok] / D[ok]
+                lo, hi = min(lo, float(ratio.min())), max(hi, float(ratio.max()))
+        if hi == 0.0:
+            return 0.0 if lo == math.inf else 1.0
+        return (hi - lo) / (hi + lo)
+
+    def _max_over(self, P, rows, cols, chunk=512):
+        """Max |distortion| of pairs rows x cols, and the max per row."""
+        if rows.size == 0 or cols.size == 0:
+            return 0.0, np.zeros(rows.size)
+        P = P.detach()
+        cols_t = torch.as_tensor(cols, device=self.device)
+        Pc, Yc = P[cols_t], self.Yt[cols_t]
+        gpc, gyc = (Pc * Pc).sum(1), (Yc * Yc).sum(1)
+        worst = []
+        for start in range(0, rows.size, chunk):
+            r = torch.as_tensor(rows[start : start + chunk], device=self.device)
+            Pr, Yr = P[r], self.Yt[r]
+            PD = self._sqdist(Pr, Pc, (Pr * Pr).sum(1), gpc)
+            D = self._sqdist(Yr, Yc, (Yr * Yr).sum(1), gyc)
+            ok = (D > self.tiny) & (r[:, None] != cols_t[None, :])
+            dist = torch.where(
+                ok, (PD / D.clamp_min(self.tiny) - 1.0).abs(), torch.zeros_like(D)
+            )
+            worst.append(dist.max(dim=1).values)
+        worst = torch.cat(worst).cpu().numpy()
+        return float(worst.max()), worst
+
+
+@dataclass
+class JLResult:
+    """Outcome of :func:`fit_projection` (numpy only)."""
+
+    components: np.ndarray
+    distortion: float
+    n_iter: int
+    converged: bool
+    grad_norm: float
+    min_eig: float
+    loss_curve: list = field(repr=False)
+    sigma: float = 0.0
+    sigma_curve: list = field(default_factory=list, repr=False)
+    validation_distortion: float | None = None
+    message: str = ""
+
+
+def _isometry_on_row_space(problem, A0):
+    """Exact zero-distortion map when k >= rank: replace A0 on the row space
+    by the nearest isometry (polar factor of A0 V), keep it elsewhere."""
+    kind, basis = problem._basis
+    # A0 restricted to the row space: B = A0 V (k x r); for the Gram
+    # reduction V = X^T coef, so B = (X A0^T)^T coef.
+    if kind == "V":
+        B = A0 @ basis
+    else:
+        B = np.asarray(problem.X @ A0.T).T @ basis
+    U, _, Wt = np.linalg.svd(B, full_matrices=False)
+    # A = A0 + (Q - B) V^T maps the row space isometrically (Q orthonormal
+    # columns, the polar factor of B: the smallest change to A0).
+    return problem.components(A0, U @ Wt - B)
+
+
+def fit_projection(
+    problem,
+    A0,
+    *,
+    method="direct",
+    alpha=1.0,
+    eps=0.1,
+    max_iter=500,
+    tol=1e-4,
+    n_iter_no_change=20,
+    solver=None,
+    init_noise=0.5,
+    n_quadrature=8,
+    target=None,
+    early_stopping=False,
+    seed=0,
+    verbose=0,
+):
+    """Learn a projection starting from the Gaussian matrix ``A0`` (k x d).
+
+    ``target``: stop as soon as the max training distortion is at or below
+    it (used by the search for the smallest n_components). Returns a
+    :class:`JLResult`.
+    """
+    k = A0.shape[0]
+    device = problem.device
+    opts = {"dtype": torch.float64, "device": device}
+    generator = make_generator(seed)
+    if problem.n_pairs == 0 or problem.n_active == 0:
+        return JLResult(
+            A0.copy(),
+            0.0,
+            1,
+            True,
+            0.0,
+            0.0,
+            [],
+            message="no pairs of distinct points to preserve",
+        )
+    if k >= problem.rank and method == "direct":
+        A = _isometry_on_row_space(problem, A0)
+        return JLResult(
+            A,
+            _exact_max(problem, A),
+            1,
+            True,
+            0.0,
+            0.0,
+            [],
+            message="k >= rank of the data: exact isometry on its span",
+        )
+    P0 = torch.as_tensor(
+        problem.X @ A0.T
+        if not sp.issparse(problem.X)
+        else np.asarray(problem.X @ A0.T),
+        **opts,
+    )
+    P0 = P0 - P0.mean(0)  # translation does not change distances
+    Y = problem.Yt
+    if method == "direct":
+        return _fit_direct(
+            problem,
+            A0,
+            P0,
+            Y,
+            alpha=alpha,
+            max_iter=max_iter,
+            tol=tol,
+            n_iter_no_change=n_iter_no_change,
+            solver=solver or "lbfgs",
+            target=target,
+            early_stopping=early_stopping,
+            generator=generator,
+            verbose=verbose,
+            opts=opts,
+        )
+    return _fit_derandomize(
+        problem,
+        A0,
+        P0,
+        Y,
+        alpha=alpha,
+        eps=eps,
+        max_iter=max_iter,
+        tol=tol,
+        n_iter_no_change=n_iter_no_change,
+        solver=solver or "adam",
+        init_noise=init_noise,
+        n_quadrature=n_quadrature,
+        target=target,
+        early_stopping=early_stopping,
+        generator=generator,
+        verbose=verbose,
+        opts=opts,
+    )
+
+
+def _exact_max(problem, A):
+    P = torch.as_tensor(
+        np.asarray(problem.X @ A.T), dtype=torch.float64, device=problem.device
+    )
+    return problem.all_pairs_max(P - P.mean(0))
+
+
+class _Tracker:
+    """Keeps the best iterate (by training or validation max distortion) and
+    decides when progress has stalled (relative improvement below ``tol``
+    for ``n_iter_no_change`` iterations) or the target is met."""
+
+    def __init__(self, tol, n_iter_no_change, target, use_validation):
+        self.tol = tol
+        self.patience = n_iter_no_change
+        self.target = target
+        self.use_validation = use_validation
+        self.best = math.inf
+        self.best_train = math.inf
+        self.best_val = None
+        self.best_params = None
+        self.stall = 0
+        self.last_train = math.inf
+        self.reached = False
+
+    def offer(self, train_max, params, val_max=None):
+        score = val_max if self.use_validation else train_max
+        if score < self.best * (1.0 - self.tol):
+            self.stall = 0
+        else:
+            self.stall += 1
+        if score < self.best:
+            self.best = score
+            self.best_train = train_max
+            self.best_val = val_max
+            self.best_params = {k: v.detach().clone() for k, v in params.items()}
+        if self.target is not None and train_max <= self.target:
+            self.reached = True
+        return self.reached or self.stall >= self.patience
+
+
+def _fit_direct(
+    problem,
+    A0,
+    P0,
+    Y,
+    *,
+    alpha,
+    max_iter,
+    tol,
+    n_iter_no_change,
+    solver,
+    target,
+    early_stopping,
+    generator,
+    verbose,
+    opts,
+):
+    """Power-mean minimax over the pairs, p raised in stages.
+
+    With all pairs at once (dense) each stage is one run. With a block of
+    rows, each stage is a sequence of rounds: optimise on the block, measure
+    the exact max over all pairs, move the block toward the worst points.
+    The best iterate is chosen on the exact (or validation) max distortion.
+    """
+    k = A0.shape[0]
+    C = torch.zeros(k, problem.rank, **opts)
+    state = {"train_max": math.inf}
+    loss_curve = []
+    n_iter = 0
+    res = None
+    best = {"score": math.inf, "train": math.inf, "val": None, "C": C}
+    reached = False
+    budgets = [max(1, round(share * max_iter)) for share in _STAGE_SHARE]
+    for p, budget in zip(_P_STAGES, budgets):
+        n_rounds = 1 if problem.dense else max(1, math.ceil(budget / _ROUND))
+        for round_ in range(n_rounds):
+            if not problem.dense and (round_ > 0 or p != _P_STAGES[0]):
+                _refresh_block(problem, P0 + Y @ C.T)
+            P0b, Yb = P0[problem.points], Y[problem.points]
+
+            def objective(params, p=p, P0b=P0b, Yb=Yb):
+                Pb = P0b + Yb @ params["C"].T
+                value, top = _DirectObjective.apply(
+                    Pb, problem.inv, problem.mask_f, p, alpha, problem.n_active
+                )
+                state["train_max"] = float(top)
+                return value
+
+            tracker = _Tracker(
+                tol, n_iter_no_change, target if problem.dense else None, early_stopping
+            )
+
+            def callback(info, tracker=tracker, p=p):
+                val = None
+                if early_stopping:
+                    with torch.no_grad():
+                        val = problem.validation_max(P0 + Y @ info.params["C"].T)
+                stop = tracker.offer(state["train_max"], info.params, val)
+                if verbose >= 2 and info.n_iter % 50 == 0:
+                    extra = "" if val is None else f", validation max {val:.4f}"
+                    print(
+                        f"  [p={p:g}] iter {info.n_iter}: loss {info.loss:.5f}, "
+                        f"max distortion {state['train_max']:.4f}{extra}"
+                    )
+                return stop
+
+            round_budget = budget if problem.dense else min(_ROUND, budget)
+            res = minimize(
+                objective,
+                {"C": C},
+                method=solver,
+                rho=1e-7,
+                max_iter=round_budget,
+                generator=generator,
+                callback=callback,
+                max_lanczos=20,
+            )
+            n_iter += res.n_iter
+            loss_curve.extend(res.loss_curve)
+            C = tracker.best_params["C"] if tracker.best_params else res.params["C"]
+            if problem.dense:
+                train, val = tracker.best_train, tracker.best_val
+            else:
+                P = P0 + Y @ C.T
+                train = problem.all_pairs_max(P)
+                val = problem.validation_max(P) if early_stopping else None
+            score = val if early_stopping else train
+            if score < best["score"]:
+                best = {"score": score, "train": train, "val": val, "C": C}
+            reached = target is not None and train <= target
+            if reached:
+                break
+        if verbose:
+            print(
+                f"stage p={p:g}: best max distortion {best['train']:.4f} "
+                f"({res.message})"
+            )
+        if reached:
+            break
+        if target is not None and best["train"] > _PRUNE * target:
+            # The later stages improve the first stage's max by ~20-30%:
+            # this k cannot reach the target (used by the n_components search).
+            break
+        C = best["C"]
+    stopped_early = "callback" in res.message or res.converged
+    A = problem.components(A0, to_numpy(best["C"]))
+    return JLResult(
+        components=A,
+        distortion=best["train"],
+        n_iter=n_iter,
+        converged=reached or stopped_early,
+        grad_norm=res.grad_norm,
+        min_eig=res.min_eig,
+        loss_curve=loss_curve,
+        validation_distortion=best["val"],
+        message=res.message,
+    )
+
+
+def _refresh_block(problem, P):
+    """Block mode: half the points from the worst pairs, half at random."""
+    size = problem.block_size
+    _, worst = problem.all_pairs_max(P, rows_out=max(1, size // 2))
+    rest = np.setdiff1d(problem.fit_idx, worst)
+    extra = problem.rng.choice(
+        rest, size=min(rest.size, size - worst.size), replace=False
+    )
+    problem.set_points(np.concatenate([worst, extra]))
+
+
+def _distortion_loss_terms(Pb, inv, mask_f, p, alpha, n_active):
+    """Differentiable reference form of the direct objective (autograd)."""
+    G = Pb @ Pb.T
+    g = torch.diagonal(G)
+    delta = (g[:, None] + g[None, :] - 2.0 * G) * inv - mask_f
+    top = delta.detach().abs().max().clamp_min(1e-300)
+    q = (delta / top) ** 2
+    for _ in range(round(math.log2(p)) - 1):
+        q = q * q
+    power_mean = top * (q.sum() / n_active) ** (1.0 / p)
+    return power_mean + alpha * (delta * delta).sum() / n_active
+
+
+class _DirectObjective(torch.autograd.Function):
+    """Power mean of |delta| (p a power of two) + alpha * mean(delta^2).
+
+    Returns the value and (non-differentiable) the max |delta| of the
+    active pairs. Same value as :func:`_distortion_loss_terms`, with a
+    hand-written
+    backward: dL/dP = 2 (diag(W 1) - W) P with W = (dL/ddelta * inv)
+    symmetrised, one n x n pass and one matmul instead of autograd's dozen
+    passes. When a graph is requested through the backward (Hessian-vector
+    products), it defers to the autograd form so second derivatives are
+    exact.
+    """
+
+    @staticmethod
+    def forward(ctx, Pb, inv, mask_f, p, alpha, n_active):
+        G = Pb @ Pb.T
+        g = torch.diagonal(G)
+        delta = (g[:, None] + g[None, :] - 2.0 * G).mul_(inv).sub_(mask_f)
+        top = delta.abs().max().clamp_min(1e-300)
+        q = (delta / top) ** 2
+        for _ in range(round(math.log2(p)) - 1):
+            q = q * q  # (delta / top)^p
+        mean = q.sum() / n_active
+        value = top * mean ** (1.0 / p) + alpha * (delta * delta).sum() / n_active
+        ctx.save_for_backward(Pb, inv, mask_f, delta, top, mean)
+        ctx.p, ctx.alpha, ctx.n_active = p, alpha, n_active
+        ctx.mark_non_differentiable(top)
+        return value, top
+
+    @staticmethod
+    def backward(ctx, grad, _grad_top):
+        Pb, inv, mask_f, delta, top, mean = ctx.saved_tensors
+        p, alpha, n_active = ctx.p, ctx.alpha, ctx.n_active
+        if torch.is_grad_enabled():
+            # A graph through the gradient is wanted (Hessian-vector
+            # products): recompute with autograd from the saved input.
+            value = _distortion_loss_terms(Pb, inv, mask_f, p, alpha, n_active)
+            (gP,) = torch.autograd.grad(value, Pb, create_graph=True)
+            return grad * gP, None, None, None, None, None
+        # d/d delta of top * mean^(1/p) is mean^(1/p - 1) (delta/top)^(p-1) / n;
+        # z^(p-1) = z * z^2 * z^4 * ... * z^(p/2), by repeated squaring.
+        z = delta / top
+        dL = z.clone()
+        for _ in range(round(math.log2(p)) - 1):
+            z = z * z
+            dL *= z
+        dL *= mean ** (1.0 / p - 1.0) / n_active
+        dL += (2.0 * alpha / n_active) * delta
+        W = dL.mul_(inv)
+        W = W + W.T
+        gP = 2.0 * (W.sum(1)[:, None] * Pb - W @ Pb)
+        return grad * gP, None, None, None, None, None
+
+
+def _fit_derandomize(
+    problem,
+    A0,
+    P0,
+    Y,
+    *,
+    alpha,
+    eps,
+    max_iter,
+    tol,
+    n_iter_no_change,
+    solver,
+    init_noise,
+    n_quadrature,
+    target,
+    early_stopping,
+    generator,
+    verbose,
+    opts,
+):
+    """The paper's formulation: a Gaussian sampler A = M + sigma Z.
+
+    Per pair with unit difference u, ||A u||^2 = (||M u|| + sigma g)^2 +
+    sigma^2 c with g ~ N(0, 1) and c ~ chi2_{k-1} independent. The smoothed
+    violation indicator (C2 cubic ramps of width eps / 4 inside the band
+    [1 - eps, 1 + eps]) is integrated exactly over g and by generalised
+    Gauss-Laguerre over c: no Monte Carlo noise. The noise scale is
+    ``sigma = sigma0 * t`` with t the optimised parameter (starting at 1), so
+    the penalty alpha * sigma^2 acts on the sampler's own scale.
+    """
+    k = A0.shape[0]
+    beta = float(init_noise)
+    sigma0 = beta / math.sqrt(k)
+    M0 = math.sqrt(max(1.0 - beta * beta, 0.0))
+    if k > 1:
+        nodes, weights = roots_genlaguerre(n_quadrature, (k - 1) / 2.0 - 1.0)
+        c_nodes = torch.as_tensor(2.0 * nodes, **opts)
+        c_weights = torch.as_tensor(weights / weights.sum(), **opts)
+    else:
+        c_nodes = torch.zeros(1, **opts)
+        c_weights = torch.ones(1, **opts)
+    width = eps / 4.0
+    low, high = 1.0 - eps, 1.0 + eps - width
+    params0 = {"C": torch.zeros(k, problem.rank, **opts), "t": torch.ones(1, **opts)}
+    tracker = _Tracker(tol, n_iter_no_change, target, early_stopping)
+    state = {"train_max": math.inf}
+    sigma_curve = []
+
+    P0b, Yb = M0 * P0[problem.points], Y[problem.points]
+
+    def objective(params):
+        delta = problem.distortion_matrix(P0b + Yb @ params["C"].T)
+        state["train_max"] = float(delta.detach().abs().max())
+        r2 = (delta + 1.0)[problem.mask]
+        # ||M u|| smoothed at 0 (the expectation is even in it): sqrt alone
+        # has an infinite derivative there, e.g. at the paper's start M = 0.
+        r = torch.sqrt(r2.clamp_min(0.0) + 1e-16)[:, None]
+        sigma = sigma0 * params["t"].abs()
+        shift = sigma * sigma * c_nodes
+        inside = expected_smoothed_step_of_square(
+            r, sigma, low - shift, width
+        ) - expected_smoothed_step_of_square(r, sigma, high - shift, width)
+        violated = 1.0 - inside @ c_weights
+        return violated.mean() + alpha * (sigma * sigma).sum()
+
+    def callback(info):
+        sigma = sigma0 * float(info.params["t"].abs())
+        sigma_curve.append(sigma)
+        val = None
+        if early_stopping:
+            with torch.no_grad():
+                val = problem.validation_max(M0 * P0 + Y @ info.params["C"].T)
+        # Candidates are judged on their mean M (the deterministic answer).
+        stop = tracker.offer(state["train_max"], info.params, val)
+        if verbose >= 2 and info.n_iter % 50 == 0:
+            print(
+                f"  iter {info.n_iter}: loss {info.loss:.5f}, sigma {sigma:.5f}, "
+                f"max distortion of M {state['train_max']:.4f}"
+            )
+        # Only stop on stalling once the sampler is (nearly) deterministic.
+        return tracker.reached or (stop and sigma <= 1e-3 * max(sigma0, 1e-12))
+
+    lr = 1e-3 if solver == "adam" else None
+    # The noise scale t is one number that must travel from 1 to 0, while C
+    # has k * rank entries; Adam moves each coordinate by about lr per step.
+    res = minimize(
+        objective,
+        params0,
+        method=solver,
+        rho=1e-6,
+        lr=lr,
+        lr_scale={"t": 3.0},
+        max_iter=max_iter,
+        generator=generator,
+        callback=callback,
+        max_lanczos=20,
+    )
+    # The paper's answer is the final (derandomized) mean; with early
+    # stopping, the iterate best on validation pairs, with its own sigma.
+    chosen = (
+        tracker.best_params if early_stopping and tracker.best_params else res.params
+    )
+    components = problem.components(M0 * A0, to_numpy(chosen["C"]))
+    sigma = sigma0 * float(chosen["t"].abs())
+    distortion = _exact_max(problem, components)
+    if verbose:
+        print(
+            f"derandomize: {res.n_iter} iterations, sigma {sigma0:.4f} -> "
+            f"{sigma:.2e}, max distortion of the mean {distortion:.4f}"
+        )
+    return JLResult(
+        components=components,
+        distortion=distortion,
+        n_iter=res.n_iter,
+        converged=res.converged or tracker.reached or "callback" in res.message,
+        grad_norm=res.grad_norm,
+        min_eig=res.min_eig,
+        loss_curve=res.loss_curve,
+        sigma=sigma,
+        sigma_curve=sigma_curve,
+        validation_distortion=tracker.best_val if early_stopping else None,
+        message=res.message,
+    )
