@@ -28,6 +28,7 @@ import scipy.sparse as sp
 from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import GridSearchCV
 from sklearn.random_projection import GaussianRandomProjection
 
 from sklearn_derand import DerandomizedJLProjector, johnson_lindenstrauss_min_dim
@@ -128,15 +129,22 @@ def held_out_case(name, X, k, seeds, rng):
         "PCA fit on train, rescaled by best factor",
         pairs.pca_rescaled(pca.transform(X)),
     )
+    search = GridSearchCV(
+        DerandomizedJLProjector(k, early_stopping=True, random_state=0),
+        {"alpha": [0.0, 1.0, 10.0, 100.0, 1000.0]},
+        cv=3,
+    )
     for label, est in [
         ("direct", DerandomizedJLProjector(k, random_state=0)),
         (
             "direct, early_stopping",
             DerandomizedJLProjector(k, early_stopping=True, random_state=0),
         ),
+        ("direct, early_stopping, alpha by GridSearchCV", search),
     ]:
         est, seconds = fit(est, X[train])
-        row(label, pairs.distortion(est.transform(X)), seconds)
+        extra = f"alpha={est.best_params_['alpha']:g}" if est is search else ""
+        row(label, pairs.distortion(est.transform(X)), seconds, extra)
 
 
 def main():
