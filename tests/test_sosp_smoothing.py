@@ -138,3 +138,20 @@ def test_gaussian_rounding_probability_is_goemans_williamson_at_zero_offset():
     mc = np.mean(np.sign(x + 0.5) != np.sign(y - 0.2))
     exact = float(sign_disagreement_probability(_t(0.5), _t(-0.2), _t(rr)))
     assert abs(mc - exact) < 4e-3
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fixed_correlation_cdf_has_finite_gradients_at_unit_correlation(dtype):
+    from sklearn_derand._sosp import FixedCorrelationBVN
+
+    r = torch.tensor([1.0, -1.0, 0.9999999, 0.3], dtype=dtype)
+    h = torch.tensor([0.2, -0.1, 0.5, 1.0], dtype=dtype, requires_grad=True)
+    k = torch.tensor([0.3, 0.4, 0.5, -1.0], dtype=dtype, requires_grad=True)
+    value = FixedCorrelationBVN(r).cdf(h, k).sum()
+    gh, gk = torch.autograd.grad(value, (h, k))
+    assert torch.isfinite(gh).all() and torch.isfinite(gk).all()
+    np.testing.assert_allclose(
+        FixedCorrelationBVN(r).cdf(h, k).detach().double().numpy(),
+        bivariate_normal_cdf(h.double(), k.double(), r.double()).detach().numpy(),
+        atol=1e-6 if dtype == torch.float32 else 1e-12,
+    )

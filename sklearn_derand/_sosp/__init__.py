@@ -29,6 +29,7 @@ from sklearn_derand._sosp.optimize import (
     minimize,
 )
 from sklearn_derand._sosp.smoothing import (
+    FixedCorrelationBVN,
     bivariate_normal_cdf,
     norm_cdf,
     norm_pdf,
@@ -40,6 +41,7 @@ from sklearn_derand._sosp.smoothing import (
 __all__ = [
     "METHODS",
     "Certificate",
+    "FixedCorrelationBVN",
     "GaussianNodes",
     "IterationInfo",
     "SOSPResult",

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 __all__ = [
+    "FixedCorrelationBVN",
     "bivariate_normal_cdf",
     "norm_cdf",
     "norm_pdf",
@@ -20,8 +21,9 @@ __all__ = [
 
 _SQRT_2PI = math.sqrt(2.0 * math.pi)
 _TWO_PI = 2.0 * math.pi
-# 20-point Gauss-Legendre rule on [-1, 1], used by the bivariate normal CDF.
-_GL_X, _GL_W = np.polynomial.legendre.leggauss(20)
+# Gauss-Legendre rules on [-1, 1] for the bivariate normal CDF: Genz uses
+# 6, 12 and 20 points for |r| < 0.3, < 0.75 and above.
+_GL = {m: np.polynomial.legendre.leggauss(m) for m in (6, 12, 20)}
 
 
 def smoothed_step(x, threshold=0.0, width=1.0):
@@ -93,22 +95,31 @@ def _bvn_upper(h, k, r):
     h, k, r are 1-d tensors of the same length, without gradients.
     """
     out = torch.empty_like(h)
-    gl_x = torch.as_tensor(_GL_X, dtype=h.dtype, device=h.device)
-    gl_w = torch.as_tensor(_GL_W, dtype=h.dtype, device=h.device)
+    rules = {
+        m: (
+            torch.as_tensor(x, dtype=h.dtype, device=h.device),
+            torch.as_tensor(w, dtype=h.dtype, device=h.device),
+        )
+        for m, (x, w) in _GL.items()
+    }
+    gl_x, gl_w = rules[20]
     phi = torch.special.ndtr
     abs_r = r.abs()
 
-    low = abs_r < 0.925
-    if low.any():
-        hl, kl, rl = h[low], k[low], r[low]
+    for m, lo_r, hi_r in ((6, 0.0, 0.3), (12, 0.3, 0.75), (20, 0.75, 0.925)):
+        band = (abs_r >= lo_r) & (abs_r < hi_r)
+        if not band.any():
+            continue
+        x_m, w_m = rules[m]
+        hl, kl, rl = h[band], k[band], r[band]
         hk = (hl * kl)[:, None]
         hs = ((hl * hl + kl * kl) / 2.0)[:, None]
         asr = torch.asin(rl)
-        sn = torch.sin(asr[:, None] * (gl_x + 1.0) / 2.0)
+        sn = torch.sin(asr[:, None] * (x_m + 1.0) / 2.0)
         integrand = torch.exp((sn * hk - hs) / (1.0 - sn * sn))
-        out[low] = (integrand @ gl_w) * asr / (2.0 * _TWO_PI) + phi(-hl) * phi(-kl)
+        out[band] = (integrand @ w_m) * asr / (2.0 * _TWO_PI) + phi(-hl) * phi(-kl)
 
-    high = ~low
+    high = abs_r >= 0.925
     if high.any():
         hh, kh, rh = h[high], k[high], r[high]
         neg = rh < 0
@@ -177,7 +188,9 @@ class _BivariateNormalCDF(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         h, k, r = ctx.saved_tensors
-        rc = r.clamp(-1.0 + 1e-15, 1.0 - 1e-15)
+        # Keep |r| < 1 in the working precision (1 - 1e-15 is 1.0 in float32).
+        margin = 4.0 * torch.finfo(r.dtype).eps
+        rc = r.clamp(-1.0 + margin, 1.0 - margin)
         s = torch.sqrt((1.0 - rc) * (1.0 + rc))
         dh = norm_pdf(h) * norm_cdf((k - rc * h) / s)
         dk = norm_pdf(k) * norm_cdf((h - rc * k) / s)
@@ -215,15 +228,147 @@ def bivariate_normal_cdf(h, k, r):
     return _BivariateNormalCDF.apply(h, k, r)
 
 
+class FixedCorrelationBVN:
+    """Phi2(h, k; r) for many (h, k) pairs with correlations fixed once.
+
+    The rounding of a MAXCUT SDP evaluates the same correlations at every
+    step; the Gauss-Legendre nodes ``sin(asin(r) (x + 1) / 2)`` and their
+    weights are computed once here, so each evaluation costs one exponential
+    per node. Values agree with :func:`bivariate_normal_cdf`; derivatives are
+    the same closed forms (twice differentiable).
+    """
+
+    def __init__(self, r):
+        r = torch.as_tensor(r)
+        if not r.is_floating_point():
+            r = r.to(torch.float64)
+        if torch.any((r < -1.0) | (r > 1.0)):
+            raise ValueError("correlations must lie in [-1, 1].")
+        self.r = r
+        self.bands = []
+        abs_r = r.abs()
+        for m, lo_r, hi_r in ((6, 0.0, 0.3), (12, 0.3, 0.75), (20, 0.75, 0.925)):
+            idx = torch.nonzero((abs_r >= lo_r) & (abs_r < hi_r)).ravel()
+            if idx.numel() == 0:
+                continue
+            x, w = (torch.as_tensor(v, dtype=r.dtype, device=r.device) for v in _GL[m])
+            asr = torch.asin(r[idx])
+            sn = torch.sin(asr[:, None] * (x + 1.0) / 2.0)
+            inv = 1.0 / (1.0 - sn * sn)
+            scale = w * (asr / (2.0 * _TWO_PI))[:, None]
+            self.bands.append((idx, sn * inv, inv, scale))
+        self.high = torch.nonzero(abs_r >= 0.925).ravel()
+        if self.high.numel():
+            rh = r[self.high]
+            inner = rh.abs() < 1.0
+            a_s = (1.0 - rh) * (1.0 + rh)
+            a = torch.sqrt(a_s)
+            x, w = (torch.as_tensor(v, dtype=r.dtype, device=r.device) for v in _GL[20])
+            t = (a[:, None] / 2.0) * (x + 1.0)
+            xs = t * t
+            rs = torch.sqrt(1.0 - xs)
+            self.high_parts = (rh, inner, a_s, a, xs, rs, (a / 2.0)[:, None] * w)
+
+    def _upper(self, h, k):
+        """P(X > h, Y > k) (no gradient); the last axis runs over the pairs,
+        leading axes (e.g. restarts) broadcast."""
+        out = torch.empty_like(h)
+        phi = torch.special.ndtr
+        for idx, sn_inv, inv, scale in self.bands:
+            hb, kb = h[..., idx], k[..., idx]
+            hs = ((hb * hb + kb * kb) / 2.0)[..., None]
+            integrand = torch.exp(sn_inv * (hb * kb)[..., None] - hs * inv)
+            out[..., idx] = (integrand * scale).sum(-1) + phi(-hb) * phi(-kb)
+        if self.high.numel():
+            out[..., self.high] = self._upper_high(h[..., self.high], k[..., self.high])
+        return out.clamp_(0.0, 1.0)
+
+    def _upper_high(self, h, k):
+        """Genz's |r| >= 0.925 branch with the r-only parts precomputed."""
+        rh, inner, a_s, a, xs, rs, wa = self.high_parts
+        phi = torch.special.ndtr
+        neg = rh < 0
+        k = torch.where(neg, -k, k)
+        hk = h * k
+        bs = (h - k) ** 2
+        c = (4.0 - hk) / 8.0
+        d = (12.0 - hk) / 16.0
+        a_safe = torch.where(inner, a, torch.ones_like(a))
+        as_safe = torch.where(inner, a_s, torch.ones_like(a_s))
+        val = (
+            a_safe
+            * torch.exp(-(bs / as_safe + hk) / 2.0)
+            * (
+                1.0
+                - c * (bs - as_safe) * (1.0 - d * bs / 5.0) / 3.0
+                + c * d * as_safe * as_safe / 5.0
+            )
+        )
+        b = torch.sqrt(bs)
+        tail = (
+            torch.exp(-hk / 2.0)
+            * math.sqrt(_TWO_PI)
+            * phi(-b / a_safe)
+            * b
+            * (1.0 - c * bs * (1.0 - d * bs / 5.0) / 3.0)
+        )
+        val = val - torch.where(hk > -160.0, tail, torch.zeros_like(tail))
+        xs_safe = torch.where(inner[:, None], xs, torch.ones_like(xs))
+        rs_safe = torch.where(inner[:, None], rs, torch.ones_like(rs))
+        bs2, hk2 = bs[..., None], hk[..., None]
+        c2, d2 = c[..., None], d[..., None]
+        integrand = torch.exp(-(bs2 / xs_safe + hk2) / 2.0) * (
+            torch.exp(-hk2 * (1.0 - rs_safe) / (2.0 * (1.0 + rs_safe))) / rs_safe
+            - (1.0 + c2 * xs_safe * (1.0 + d2 * xs_safe))
+        )
+        val = val + (integrand * wa).sum(-1)
+        bvn = torch.where(inner, -val / _TWO_PI, torch.zeros_like(val))
+        pos = bvn + phi(-torch.maximum(h, k))
+        negv = -bvn + torch.clamp(phi(-h) - phi(-k), min=0.0)
+        return torch.where(neg, negv, pos)
+
+    def cdf(self, h, k):
+        """Phi2(h, k; r) with the fixed r (h, k of the same shape as r)."""
+        h = h.clamp(-40.0, 40.0)
+        k = k.clamp(-40.0, 40.0)
+        return _FixedBVNFunction.apply(h, k, self)
+
+
+class _FixedBVNFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, h, k, bvn):
+        ctx.save_for_backward(h, k)
+        ctx.bvn = bvn
+        return bvn._upper(-h, -k)
+
+    @staticmethod
+    def backward(ctx, grad):
+        h, k = ctx.saved_tensors
+        r = ctx.bvn.r
+        grad_h, grad_k, _ = _BivariateNormalCDF.backward(_SavedInputs(h, k, r), grad)
+        return grad_h, grad_k, None
+
+
+class _SavedInputs:
+    """Stand-in ctx carrying (h, k, r) for the shared closed-form backward."""
+
+    def __init__(self, h, k, r):
+        self.saved_tensors = (h, k, r)
+
+
 def sign_disagreement_probability(a_i, a_j, r):
     """P[sign(X + a_i) != sign(Y + a_j)] for standard normals with correlation r.
 
     This is the probability that a Gaussian rounding with offsets cuts an
     edge: ``Phi(a_i) + Phi(a_j) - 2 Phi2(a_i, a_j; r)``; at ``a = 0`` it is
-    Goemans-Williamson's ``arccos(r) / pi``.
+    Goemans-Williamson's ``arccos(r) / pi``. ``r`` may be a
+    :class:`FixedCorrelationBVN` (precomputed correlations).
     """
-    a_i, a_j, r = torch.broadcast_tensors(*_as_float_tensors(a_i, a_j, r))
-    both = bivariate_normal_cdf(a_i, a_j, r)
+    if isinstance(r, FixedCorrelationBVN):
+        both = r.cdf(a_i, a_j)
+    else:
+        a_i, a_j, r = torch.broadcast_tensors(*_as_float_tensors(a_i, a_j, r))
+        both = bivariate_normal_cdf(a_i, a_j, r)
     return norm_cdf(a_i) + norm_cdf(a_j) - 2.0 * both
 
 

@@ -1,0 +1,323 @@
+"""DerandomizedMaxCut: inputs, certificate, rounding guarantee, CV, readers."""
+
+import itertools
+import math
+import warnings
+
+import networkx as nx
+import numpy as np
+import pytest
+import scipy.io
+import scipy.sparse as sp
+from sklearn.model_selection import GridSearchCV, KFold
+
+from sklearn_derand import DerandomizedMaxCut
+from sklearn_derand._sosp import maxcut as backend
+from sklearn_derand.datasets import load_graph, load_gset
+
+
+def random_graph(n, p, seed, negative=False):
+    rng = np.random.RandomState(seed)
+    A = np.triu((rng.rand(n, n) < p) * rng.uniform(0.5, 2.0, (n, n)), 1)
+    if negative:
+        A = A * rng.choice([-1.0, 1.0], size=A.shape)
+    return A + A.T
+
+
+def brute_force_max_cut(A):
+    n = A.shape[0]
+    best = -math.inf
+    for bits in itertools.product([-1.0, 1.0], repeat=n - 1):
+        s = np.array((1.0, *bits))
+        best = max(best, (A.sum() - s @ A @ s) / 4.0)
+    return best
+
+
+# -- inputs ---------------------------------------------------------------------
+
+
+def test_dense_sparse_and_networkx_inputs_agree():
+    A = random_graph(30, 0.2, 0)
+    G = nx.from_numpy_array(A)
+    results = [
+        DerandomizedMaxCut(random_state=0).fit(X)
+        for X in (A, sp.csr_matrix(A), sp.csc_matrix(A), sp.coo_matrix(A), G)
+    ]
+    for res in results[1:]:
+        np.testing.assert_array_equal(res.labels_, results[0].labels_)
+        assert res.cut_value_ == results[0].cut_value_
+
+
+def test_networkx_edge_weights_are_used():
+    G = nx.Graph()
+    G.add_edge(0, 1, weight=5.0)
+    G.add_edge(1, 2, weight=1.0)
+    G.add_edge(0, 2, weight=1.0)
+    mc = DerandomizedMaxCut(random_state=0).fit(G)
+    assert mc.cut_value_ == 6.0  # cut the heavy edge and one light one
+
+
+@pytest.mark.parametrize(
+    ("X", "message"),
+    [
+        (np.ones((3, 4)), "must be square"),
+        (np.array([[0.0, np.nan], [np.nan, 0.0]]), "NaN"),
+        (np.array([[0.0, np.inf], [np.inf, 0.0]]), "infinity"),
+        (np.array([["a", "b"], ["c", "d"]]), "could not convert|numeric"),
+    ],
+)
+def test_bad_inputs_are_clear_value_errors(X, message):
+    with pytest.raises(ValueError, match=message):
+        DerandomizedMaxCut().fit(X)
+
+
+def test_asymmetric_input_is_symmetrised_with_a_warning():
+    A = random_graph(12, 0.4, 1)
+    B = A.copy()
+    B[0, 1] += 1.0
+    with pytest.warns(UserWarning, match="not symmetric"):
+        mc = DerandomizedMaxCut(random_state=0).fit(B)
+    ref = DerandomizedMaxCut(random_state=0).fit((B + B.T) / 2)
+    assert mc.cut_value_ == ref.cut_value_
+
+
+def test_self_loops_are_ignored_and_negative_weights_allowed():
+    A = random_graph(14, 0.4, 2, negative=True)
+    with_loops = A + np.diag(np.arange(14.0))
+    mc = DerandomizedMaxCut(random_state=0).fit(with_loops)
+    assert mc.cut_value_ == DerandomizedMaxCut(random_state=0).fit(A).cut_value_
+    assert mc.cut_value_ == pytest.approx(brute_force_max_cut(A))
+
+
+@pytest.mark.parametrize("n", [1, 4])
+def test_graphs_without_edges_are_valid(n):
+    mc = DerandomizedMaxCut().fit(np.zeros((n, n)))
+    assert mc.cut_value_ == 0.0 and mc.upper_bound_ == 0.0 and mc.gap_ == 0.0
+    assert mc.labels_.shape == (n,)
+
+
+def test_isolated_nodes_are_fine():
+    A = np.zeros((6, 6))
+    A[0, 1] = A[1, 0] = 2.0
+    A[2, 3] = A[3, 2] = 1.0
+    mc = DerandomizedMaxCut(random_state=0).fit(A)
+    assert mc.cut_value_ == 3.0
+    assert mc.labels_.dtype == np.int64 and mc.labels_[0] == 0
+    np.testing.assert_array_equal(mc.fit_predict(A), mc.labels_)
+
+
+# -- quality and guarantees ------------------------------------------------------
+
+
+def test_small_graphs_are_solved_to_optimality_on_most_seeds():
+    optimal = 0
+    for seed in range(12):
+        A = random_graph(10, 0.5, seed)
+        mc = DerandomizedMaxCut(random_state=seed).fit(A)
+        best = brute_force_max_cut(A)
+        assert mc.cut_value_ <= best + 1e-9 <= mc.upper_bound_ + 1e-6
+        optimal += mc.cut_value_ >= best - 1e-9
+    assert optimal >= 11
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_cut_is_at_least_0878_of_the_sdp_for_nonnegative_weights(seed):
+    A = random_graph(40, 0.15, seed)
+    mc = DerandomizedMaxCut(random_state=seed, local_search=False).fit(A)
+    assert mc.cut_value_ >= 0.878 * mc.sdp_value_
+    assert mc.cut_value_ >= mc.expected_cut_gw_ - 1e-9
+
+
+@pytest.mark.parametrize("negative", [False, True])
+def test_never_below_the_goemans_williamson_expectation(negative):
+    for seed in range(6):
+        A = random_graph(60, 0.1, seed, negative=negative)
+        # A crippled gradient rounding (one plain gradient step) ends on an
+        # essentially random hyperplane: the guarantee must still hold.
+        for kwargs in ({}, {"solver": "gd", "max_iter": 1}):
+            mc = DerandomizedMaxCut(
+                random_state=seed, local_search=False, **kwargs
+            ).fit(A)
+            assert mc.cut_value_ >= mc.expected_cut_gw_ - 1e-9
+
+
+def test_conditional_expectations_are_monotone_from_plain_gw():
+    for seed in range(4):
+        W = sp.csr_matrix(random_graph(50, 0.15, seed, negative=seed % 2 == 1))
+        sdp = backend.solve_sdp_mixing(W, 11, seed=seed)
+        gw = backend.gw_expected_cut(W, sdp.V)
+        sides, start, final = backend.conditional_expectation_rounding(W, sdp.V)
+        assert start == pytest.approx(gw, rel=1e-9)
+        assert backend.cut_value(W, sides) >= gw - 1e-6
+        assert final >= start - 1e-6
+
+
+def test_fallback_is_used_when_the_gradient_rounding_falls_short():
+    used = 0
+    for seed in range(8):
+        A = random_graph(60, 0.1, seed)
+        mc = DerandomizedMaxCut(
+            random_state=seed, solver="gd", max_iter=1, local_search=False
+        ).fit(A)
+        used += mc.fallback_used_
+        assert mc.cut_value_ >= mc.expected_cut_gw_ - 1e-9
+    assert used >= 1
+
+
+def test_certificate_bounds_the_max_cut_and_the_sdp():
+    A = random_graph(16, 0.4, 3)
+    mc = DerandomizedMaxCut(random_state=0, sdp_solver="mixing").fit(A)
+    assert mc.sdp_value_ <= mc.upper_bound_ + 1e-9
+    assert brute_force_max_cut(A) <= mc.upper_bound_ + 1e-9
+    assert mc.sdp_gap_ <= 1e-4
+    assert mc.gap_ == pytest.approx(1 - mc.cut_value_ / mc.upper_bound_)
+    assert mc.embedding_.shape[0] == 16
+    np.testing.assert_allclose(np.linalg.norm(mc.embedding_, axis=1), 1.0)
+
+
+def test_mixing_and_cvxpy_agree_on_the_sdp_value():
+    A = random_graph(40, 0.2, 4)
+    mixing = DerandomizedMaxCut(random_state=0, sdp_solver="mixing").fit(A)
+    exact = DerandomizedMaxCut(random_state=0, sdp_solver="cvxpy").fit(A)
+    assert mixing.sdp_value_ == pytest.approx(exact.sdp_value_, rel=2e-4)
+    assert exact.upper_bound_ == pytest.approx(exact.sdp_value_, rel=1e-3)
+
+
+def test_derandomized_rounding_beats_the_best_of_many_hyperplanes():
+    W, best_known = load_gset("G14")
+    ours = DerandomizedMaxCut(random_state=0, local_search=False).fit(W)
+    hyper = DerandomizedMaxCut(
+        random_state=0, rounding="hyperplane", n_hyperplanes=200, local_search=False
+    ).fit(W)
+    assert ours.cut_value_ > hyper.cut_value_
+    assert ours.cut_value_ >= 0.985 * best_known
+    assert ours.upper_bound_ >= best_known
+    # The noise share collapses as the rounding derandomizes.
+    assert ours.noise_scale_curve_[0] > 0.99
+    assert ours.noise_scale_curve_[-1] < 0.1
+    assert len(ours.expected_cut_curve_) == ours.n_iter_
+
+
+def test_local_search_never_hurts():
+    A = random_graph(80, 0.08, 5, negative=True)
+    plain = DerandomizedMaxCut(
+        random_state=0, rounding="hyperplane", local_search=False
+    ).fit(A)
+    searched = DerandomizedMaxCut(random_state=0, rounding="hyperplane").fit(A)
+    assert searched.cut_value_ >= plain.cut_value_
+
+
+def test_same_seed_same_cut():
+    A = random_graph(50, 0.1, 6)
+    a = DerandomizedMaxCut(random_state=3).fit(A)
+    b = DerandomizedMaxCut(random_state=3).fit(A)
+    np.testing.assert_array_equal(a.labels_, b.labels_)
+
+
+# -- cross-validation and score ------------------------------------------------
+
+
+def test_score_of_the_fitted_graph_is_its_cut():
+    A = random_graph(30, 0.2, 7)
+    mc = DerandomizedMaxCut(random_state=0).fit(A)
+    assert mc.score(A) == pytest.approx(mc.cut_value_)
+
+
+def test_score_places_new_nodes_on_their_best_side():
+    A = np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]], dtype=float)  # path
+    mc = DerandomizedMaxCut(random_state=0).fit(A)
+    # Two new nodes: one tied to node 1 (weight 2) and node 0 (weight 1);
+    # one tied to node 2 only.
+    block = np.array([[1.0, 2.0, 0.0], [0.0, 0.0, 3.0]])
+    s = mc.labels_
+    expected = 0.0
+    for row in block:
+        expected += max(row[s == 0].sum(), row[s == 1].sum())
+    assert mc.score(block) == pytest.approx(expected)
+    with pytest.raises(ValueError, match="features"):
+        mc.score(np.ones((2, 5)))
+
+
+def test_grid_search_over_alpha_runs_with_identity_split_and_kfold():
+    A = random_graph(40, 0.15, 8)
+    idx = np.arange(40)
+    search = GridSearchCV(
+        DerandomizedMaxCut(random_state=0), {"alpha": [1e-3, 0.1]}, cv=[(idx, idx)]
+    ).fit(A)
+    best = DerandomizedMaxCut(random_state=0, alpha=search.best_params_["alpha"])
+    assert search.best_score_ == pytest.approx(best.fit(A).cut_value_)
+    kfold = GridSearchCV(
+        DerandomizedMaxCut(random_state=0), {"alpha": [1e-3, 0.1]}, cv=KFold(3)
+    ).fit(A)
+    assert np.all(np.isfinite(kfold.cv_results_["mean_test_score"]))
+
+
+def test_sdp_convergence_warning():
+    W, _ = load_gset("G11")
+    with pytest.warns(Warning, match="sdp_max_iter"):
+        DerandomizedMaxCut(random_state=0, sdp_max_iter=5, max_iter=5).fit(W)
+
+
+def test_bad_device_is_a_clear_error():
+    with pytest.raises(ValueError, match="device"):
+        DerandomizedMaxCut(device="quantum").fit(np.ones((3, 3)))
+
+
+# -- graph readers -----------------------------------------------------------------
+
+
+def test_load_graph_reads_gset_edgelist_and_mtx(tmp_path):
+    A = random_graph(9, 0.5, 9)
+    U = sp.triu(sp.csr_matrix(A), 1).tocoo()
+    gset = tmp_path / "g.txt"
+    gset.write_text(
+        f"9 {U.nnz}\n"
+        + "".join(f"{i + 1} {j + 1} {w}\n" for i, j, w in zip(U.row, U.col, U.data))
+    )
+    edges = tmp_path / "g.edges"
+    edges.write_text(
+        "# comment\n"
+        + "".join(f"{i} {j} {w}\n" for i, j, w in zip(U.row, U.col, U.data))
+    )
+    mtx = tmp_path / "g.mtx"
+    scipy.io.mmwrite(mtx, sp.triu(sp.csr_matrix(A), 1))
+    for path in (gset, edges, mtx):
+        W = load_graph(path)
+        np.testing.assert_allclose(W.toarray(), A)
+    W = load_graph(mtx, format="mtx")
+    np.testing.assert_allclose(W.toarray(), A)
+
+
+def test_load_graph_errors(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        load_graph(tmp_path / "missing.txt")
+    bad = tmp_path / "bad.txt"
+    bad.write_text("0 1 x\n")
+    with pytest.raises(ValueError, match="line 1"):
+        load_graph(bad)
+    header = tmp_path / "header.txt"
+    header.write_text("3 5\n1 2 1\n")
+    with pytest.raises(ValueError, match="announces 5 edges"):
+        load_graph(header, format="gset")
+    with pytest.raises(ValueError, match="format"):
+        load_graph(header, format="csv")
+
+
+def test_bundled_gset_graphs():
+    W, best = load_gset("G11")
+    assert W.shape == (800, 800) and W.nnz == 3200 and best == 564
+    with pytest.raises(ValueError, match="Bundled"):
+        load_gset("G99")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert abs(W - W.T).sum() == 0
+
+
+def test_restarts_never_do_worse_than_one():
+    A = random_graph(60, 0.1, 10, negative=True)
+    one = DerandomizedMaxCut(random_state=0, local_search=False).fit(A)
+    four = DerandomizedMaxCut(random_state=0, n_init=4, local_search=False).fit(A)
+    # Adam is per coordinate, so the first restart of the batch follows the
+    # single run's trajectory (it may stop at a different iteration, since
+    # the stopping rule looks at the whole batch); the best cut is kept.
+    assert four.cut_value_ >= one.cut_value_
