@@ -149,6 +149,10 @@ def main():
             row["instance"]: int(row["best_known_cut"]) for row in csv.DictReader(f)
         }
     names = expand(args.instances, best) if args.instances else list(best)
+    missing = [name for name in names if not (args.gset / f"{name}.txt").is_file()]
+    if missing:
+        print(f"not in {args.gset}: {', '.join(missing)} (skipped)")
+    names = [name for name in names if name not in missing]
     print(
         f"{os.cpu_count()} cpus; ours = derandomized rounding; "
         "+LS = with 1-flip local search; times in seconds"

@@ -5,6 +5,10 @@ Importing this package does not import torch: the torch backend
 """
 
 from sklearn_derand.maxcut import DerandomizedMaxCut
+from sklearn_derand.neural_network import (
+    StructuredTwoLayerRegressor,
+    subspace_distance,
+)
 from sklearn_derand.random_projection import (
     DerandomizedJLProjector,
     johnson_lindenstrauss_min_dim,
@@ -16,7 +20,9 @@ __version__ = "0.1.0.dev0"
 __all__ = [
     "DerandomizedJLProjector",
     "DerandomizedMaxCut",
+    "StructuredTwoLayerRegressor",
     "__version__",
     "johnson_lindenstrauss_min_dim",
     "max_pairwise_distortion",
+    "subspace_distance",
 ]

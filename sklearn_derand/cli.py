@@ -1,93 +1,422 @@
-"""The ``sklearn-derand`` command line (also ``python -m sklearn_derand``)."""
+"""The ``sklearn-derand`` command line (also ``python -m sklearn_derand``).
+
+Subcommands: ``maxcut GRAPH``, ``jl DATA``, ``subspace DATA --target COL``
+and ``demo``. User mistakes (a missing file, an unreadable format, a
+non-numeric column) end with a one-line message and exit code 2, never a
+traceback.
+"""
 
 import argparse
+import csv
 import sys
+import time
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
 
 __all__ = ["main"]
 
 
-def _demo(args):
-    """Escape a strict saddle and collapse the noise scale of the paper's toy."""
-    import torch
+class UsageError(Exception):
+    """A mistake of the user's: reported in one line, exit code 2."""
 
-    from sklearn_derand._sosp import (
-        expectation,
-        gaussian_nodes,
-        make_generator,
-        minimize,
-        smoothed_relu,
+
+# -- input/output -------------------------------------------------------------
+
+
+def _read_matrix(path):
+    """A numeric 2-d array from .npy or .csv (a header row is skipped)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"no such file: {path}")
+    if path.suffix.lower() == ".npy":
+        try:
+            X = np.load(path, allow_pickle=False)
+        except (ValueError, OSError) as exc:
+            raise UsageError(f"{path}: not a readable .npy file ({exc})") from None
+    elif path.suffix.lower() == ".csv":
+        X = _read_csv(path)[1]
+    else:
+        raise UsageError(f"{path}: expected a .npy or .csv file")
+    X = np.asarray(X)
+    if X.ndim != 2 or X.shape[0] < 2:
+        raise UsageError(f"{path}: expected a 2-d table with at least 2 rows")
+    if not np.issubdtype(X.dtype, np.number):
+        raise UsageError(f"{path}: the data must be numeric")
+    return X.astype(np.float64)
+
+
+def _read_csv(path):
+    """Column names (or None) and a float array; names a non-numeric column."""
+    try:
+        with open(path, newline="") as f:
+            rows = [row for row in csv.reader(f) if row]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: not a readable CSV file ({exc})") from None
+    if not rows:
+        raise UsageError(f"{path}: the file is empty")
+
+    def is_number(text):
+        try:
+            float(text)
+        except ValueError:
+            return False
+        return True
+
+    names = None
+    if not all(is_number(cell) for cell in rows[0]):
+        names, rows = [cell.strip() for cell in rows[0]], rows[1:]
+    width = len(rows[0]) if rows else 0
+    if any(len(row) != width for row in rows):
+        raise UsageError(f"{path}: rows have different numbers of columns")
+    for j in range(width):
+        for i, row in enumerate(rows):
+            if not is_number(row[j]):
+                column = names[j] if names else f"column {j}"
+                raise UsageError(
+                    f"{path}: column {column!r} is not numeric "
+                    f"(row {i + 1}: {row[j]!r})"
+                )
+    return names, np.array([[float(cell) for cell in row] for row in rows])
+
+
+def _write_array(path, array):
+    path = Path(path)
+    if path.suffix.lower() == ".npy":
+        np.save(path, array)
+    else:
+        np.savetxt(path, array, delimiter=",", fmt="%.10g")
+
+
+# -- progress ---------------------------------------------------------------------
+
+
+@contextmanager
+def _progress(description, enabled):
+    """A tqdm progress bar over optimiser iterations, on terminals only."""
+    if not enabled:
+        yield
+        return
+    from tqdm import tqdm
+
+    from sklearn_derand._sosp.optimize import progress_hook
+
+    bar = tqdm(desc=description, unit="it", leave=False, file=sys.stderr)
+
+    def update(n_iter, loss):
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
+
+    progress_hook(update)
+    try:
+        yield
+    finally:
+        progress_hook(None)
+        bar.close()
+
+
+# -- subcommands ------------------------------------------------------------------
+
+
+def _maxcut(args):
+    from sklearn_derand import DerandomizedMaxCut
+    from sklearn_derand.datasets import load_graph
+
+    try:
+        W = load_graph(args.graph, format=args.format)
+    except FileNotFoundError as exc:
+        raise UsageError(str(exc)) from None
+    except ValueError as exc:
+        raise UsageError(f"cannot read the graph: {exc}") from None
+    start = time.perf_counter()
+    with _progress("maxcut", args.progress), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = DerandomizedMaxCut(
+            alpha=args.alpha,
+            local_search=args.local_search,
+            n_init=args.n_init,
+            random_state=args.seed,
+        ).fit(W)
+    elapsed = time.perf_counter() - start
+    print(f"nodes            {W.shape[0]}")
+    print(f"edges            {W.nnz // 2}")
+    print(f"cut value        {est.cut_value_:.6g}")
+    print(f"SDP upper bound  {est.upper_bound_:.6g}  (certified)")
+    print(f"gap              {100 * est.gap_:.3f} %  (cut is within this of optimal)")
+    print(f"GW expectation   {est.expected_cut_gw_:.6g}")
+    print(f"time             {elapsed:.2f} s")
+    if args.output:
+        np.savetxt(args.output, est.labels_, fmt="%d")
+        print(f"partition        {args.output} (side 0/1 of node i on line i+1)")
+    return 0
+
+
+def _jl(args):
+    from sklearn.random_projection import GaussianRandomProjection
+
+    from sklearn_derand import DerandomizedJLProjector, max_pairwise_distortion
+
+    X = _read_matrix(args.data)
+    n_components = args.n_components
+    if n_components != "auto":
+        try:
+            n_components = int(n_components)
+        except ValueError:
+            raise UsageError("--n-components must be an integer or 'auto'") from None
+        if n_components < 1:
+            raise UsageError("--n-components must be at least 1")
+    start = time.perf_counter()
+    with _progress("jl", args.progress), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            est = DerandomizedJLProjector(
+                n_components, eps=args.eps, random_state=args.seed
+            ).fit(X)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    elapsed = time.perf_counter() - start
+    embedding = est.transform(X)
+    gauss = GaussianRandomProjection(est.n_components_, random_state=args.seed)
+    gauss_distortion = max_pairwise_distortion(X, gauss.fit_transform(X))
+    print(f"points x features        {X.shape[0]} x {X.shape[1]}")
+    print(f"n_components_            {est.n_components_}")
+    print(f"max pairwise distortion  {est.distortion_:.4f}  (learned)")
+    print(
+        f"                         {gauss_distortion:.4f}  "
+        "(GaussianRandomProjection, same k and seed)"
     )
+    print(f"fit time                 {elapsed:.2f} s")
+    if args.output:
+        _write_array(args.output, embedding)
+        print(f"embedding                {args.output}")
+    return 0
 
-    print("SOSP backend: escaping the strict saddle of x^2/2 + y^4/4 - y^2/2")
-    print("started exactly at the saddle (0, 0), rho = 1e-6")
 
-    def saddle(p):
-        x, y = p["z"][0], p["z"][1]
-        return x**2 / 2 + y**4 / 4 - y**2 / 2
+def _subspace(args):
+    from sklearn.model_selection import train_test_split
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
 
-    print(f"{'method':<18}{'certified':>10}{'iters':>7}{'HVPs':>6}  end point")
-    for method in ("gd", "pgd", "hessian_descent", "adam"):
-        res = minimize(
-            saddle,
-            {"z": torch.zeros(2, dtype=torch.float64)},
-            method=method,
-            rho=1e-6,
-            max_iter=2000,
-            lr=0.05 if method == "adam" else 0.1,
-            generator=make_generator(args.seed),
+    from sklearn_derand import StructuredTwoLayerRegressor
+
+    path = Path(args.data)
+    if not path.is_file():
+        raise UsageError(f"no such file: {path}")
+    if path.suffix.lower() != ".csv":
+        raise UsageError(f"{path}: expected a .csv file with a header row")
+    names, table = _read_csv(path)
+    if names is None:
+        raise UsageError(f"{path}: the CSV needs a header row naming the columns")
+    if args.target not in names:
+        raise UsageError(
+            f"{path}: no column {args.target!r} (columns: {', '.join(names)})"
         )
-        z = res.params["z"].numpy().round(6) + 0.0
-        print(f"{method:<18}{res.converged!s:>10}{res.n_iter:>7}{res.n_hvp:>6}  {z}")
-
-    print(
-        "\nThe paper's toy f(w, b) = E[(ReLU_i(wx + b)^3 - 1)^2] + lam w^2,"
-        " x ~ N(0, 1), from w = 1:"
+    j = names.index(args.target)
+    y = table[:, j]
+    X = np.delete(table, j, axis=1)
+    features = [name for name in names if name != args.target]
+    if X.shape[1] == 0 or X.shape[0] < 10:
+        raise UsageError(f"{path}: need at least one feature column and 10 rows")
+    Xtr, Xte, ytr, yte = train_test_split(
+        X, y, test_size=args.test_size, random_state=args.seed
     )
-    nodes = gaussian_nodes(1, 80, method="gauss-hermite")
-    print(f"{'lambda':>8}{'w (b trained)':>16}{'w (b = 0)':>12}")
-    for lam in (1e-4, 1e-2, 0.3, 1.0):
-        row = []
-        for train_bias in (True, False):
-
-            def fun(p, lam=lam, train_bias=train_bias):
-                b = p["b"] if train_bias else torch.zeros(1, dtype=torch.float64)
-                inner = smoothed_relu(p["w"] * nodes.nodes[:, 0] + b, 10.0)
-                return (
-                    expectation(lambda _: (inner**3 - 1) ** 2, nodes)
-                    + lam * p["w"] ** 2
-                ).sum()
-
-            params = {"w": torch.ones(1, dtype=torch.float64)}
-            if train_bias:
-                params["b"] = torch.zeros(1, dtype=torch.float64)
-            res = minimize(
-                fun,
-                params,
-                method="hessian_descent",
-                rho=1e-8,
-                max_iter=20000,
-                lr=0.02,
-                generator=make_generator(args.seed),
-            )
-            row.append(float(res.params["w"]))
-        print(f"{lam:>8g}{row[0]:>16.2e}{row[1]:>12.3f}")
+    n_components = (
+        args.n_components if args.n_components == "auto" else int(args.n_components)
+    )
+    model = make_pipeline(
+        StandardScaler(),
+        StructuredTwoLayerRegressor(
+            n_components=n_components, alpha=args.alpha, random_state=args.seed
+        ),
+    )
+    start = time.perf_counter()
+    with _progress("subspace", args.progress), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            model.fit(Xtr, ytr)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    elapsed = time.perf_counter() - start
+    net = model[-1]
     print(
-        "With the bias trained, every certified SOSP has w ~ 0 "
-        "(the derandomization lemma)."
+        f"samples x features  {X.shape[0]} x {X.shape[1]} "
+        f"(fit on {len(ytr)}, held out {len(yte)})"
+    )
+    print(f"held-out R^2        {model.score(Xte, yte):.4f}")
+    print(f"subspace dimension  {net.n_components_}")
+    top = ", ".join(f"{v:.3g}" for v in net.singular_values_[: net.n_components_ + 3])
+    print(f"spectrum            {top}, ...")
+    print("components (rows, on standardised features):")
+    width = max(len(name) for name in features)
+    for i, row in enumerate(net.components_):
+        order = np.argsort(-np.abs(row))[:8]
+        terms = "  ".join(f"{features[k]:>{width}}={row[k]:+.3f}" for k in order)
+        print(f"  {i}: {terms}")
+    print(f"fit time            {elapsed:.2f} s")
+    return 0
+
+
+def _demo(args):
+    """Run all three estimators on built-in data, each beside its baseline."""
+    from sklearn.datasets import load_digits
+    from sklearn.neural_network import MLPRegressor
+    from sklearn.random_projection import GaussianRandomProjection
+
+    from sklearn_derand import (
+        DerandomizedJLProjector,
+        DerandomizedMaxCut,
+        StructuredTwoLayerRegressor,
+        max_pairwise_distortion,
+        subspace_distance,
+    )
+    from sklearn_derand.datasets import load_gset
+
+    seed = args.seed
+    warnings.simplefilter("ignore")
+
+    print("1. DerandomizedJLProjector: first 300 sklearn digits (d=64) to k=16")
+    X = load_digits().data[:300]
+    start = time.perf_counter()
+    with _progress("jl", args.progress):
+        jl = DerandomizedJLProjector(16, random_state=seed).fit(X)
+    seconds = time.perf_counter() - start
+    gaussians = [
+        max_pairwise_distortion(
+            X, GaussianRandomProjection(16, random_state=s).fit_transform(X)
+        )
+        for s in range(100)
+    ]
+    print(
+        f"   max pairwise distortion: learned {jl.distortion_:.3f} ({seconds:.1f} s)"
+        f" | Gaussian: best of 100 seeds {min(gaussians):.3f}, "
+        f"median {np.median(gaussians):.3f}"
+    )
+
+    print("\n2. DerandomizedMaxCut: Gset G14 (800 nodes, 4694 edges, bundled)")
+    W, best = load_gset("G14")
+    start = time.perf_counter()
+    with _progress("maxcut", args.progress):
+        mc = DerandomizedMaxCut(random_state=seed).fit(W)
+    seconds = time.perf_counter() - start
+    hyper = DerandomizedMaxCut(
+        random_state=seed, rounding="hyperplane", n_hyperplanes=100, local_search=False
+    ).fit(W)
+    print(
+        f"   cut {mc.cut_value_:.0f} ({seconds:.1f} s) | certified bound "
+        f"{mc.upper_bound_:.1f} (gap {100 * mc.gap_:.2f} %) | best known {best}"
+    )
+    print(
+        f"   baselines: GW expectation {mc.expected_cut_gw_:.1f}, best of 100 "
+        f"random hyperplanes {hyper.cut_value_:.0f}"
+    )
+
+    print(
+        "\n3. StructuredTwoLayerRegressor: y = (u1.x)(u2.x) + noise, "
+        "x ~ N(0, I_20), n = 3000"
+    )
+    rng = np.random.RandomState(seed)
+    U = np.linalg.qr(rng.randn(20, 2))[0].T
+    X = rng.randn(4000, 20)
+    y = (X @ U[0]) * (X @ U[1]) + 0.1 * rng.randn(4000)
+    Xtr, ytr, Xte, yte = X[:3000], y[:3000], X[3000:], y[3000:]
+    start = time.perf_counter()
+    with _progress("subspace", args.progress):
+        net = StructuredTwoLayerRegressor(random_state=seed).fit(Xtr, ytr)
+    seconds = time.perf_counter() - start
+    mlp = MLPRegressor(random_state=seed).fit(Xtr, ytr)
+    print(
+        f"   found a {net.n_components_}-d subspace, error ||sin Theta|| = "
+        f"{subspace_distance(net.components_, U):.3f} ({seconds:.1f} s)"
+    )
+    print(
+        f"   held-out R^2 {net.score(Xte, yte):.3f} | MLPRegressor() "
+        f"{mlp.score(Xte, yte):.3f} | oracle {1 - 0.01 / yte.var():.3f}"
     )
     return 0
+
+
+# -- parser ---------------------------------------------------------------------------
 
 
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="sklearn-derand",
-        description="Derandomization by second-order stationary points.",
+        description="Derandomization by second-order stationary points: "
+        "learned JL projections, structure-discovering networks, "
+        "derandomized MAXCUT.",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    mc = sub.add_parser(
+        "maxcut",
+        help="large cut of a graph, with a certified bound",
+        description="Cut a graph: certified SDP bound and a derandomized rounding.",
+    )
+    mc.add_argument("graph", help="graph file: Gset/rudy, edge list or MatrixMarket")
+    mc.add_argument(
+        "--format", default="auto", choices=["auto", "gset", "edgelist", "mtx"]
+    )
+    mc.add_argument("--output", help="write the side (0/1) of each node, one per line")
+    mc.add_argument("--seed", type=int, default=0)
+    mc.add_argument(
+        "--alpha",
+        type=float,
+        default=1e-3,
+        help="noise penalty of the rounding (default 1e-3)",
+    )
+    mc.add_argument(
+        "--n-init", type=int, default=1, help="rounding restarts, best kept (default 1)"
+    )
+    mc.add_argument(
+        "--local-search",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="finish with 1-flip local search",
+    )
+    mc.set_defaults(func=_maxcut)
+
+    jl = sub.add_parser(
+        "jl",
+        help="learned distance-preserving projection",
+        description="Fit a DerandomizedJLProjector and compare "
+        "with a Gaussian random projection.",
+    )
+    jl.add_argument("data", help=".npy or .csv file of points (rows)")
+    jl.add_argument(
+        "--n-components", default="auto", help="target dimension or 'auto' (default)"
+    )
+    jl.add_argument(
+        "--eps",
+        type=float,
+        default=0.1,
+        help="target distortion for 'auto' (default 0.1)",
+    )
+    jl.add_argument("--output", help="write the embedding (.npy or .csv)")
+    jl.add_argument("--seed", type=int, default=0)
+    jl.set_defaults(func=_jl)
+
+    ss = sub.add_parser(
+        "subspace",
+        help="index subspace of a regression problem",
+        description="Fit a StructuredTwoLayerRegressor on a CSV "
+        "and print the subspace it found.",
+    )
+    ss.add_argument("data", help=".csv file with a header row")
+    ss.add_argument("--target", required=True, help="name of the target column")
+    ss.add_argument("--n-components", default="auto")
+    ss.add_argument("--alpha", type=float, default=1e-3)
+    ss.add_argument("--test-size", type=float, default=0.2)
+    ss.add_argument("--seed", type=int, default=0)
+    ss.set_defaults(func=_subspace)
+
     demo = sub.add_parser(
-        "demo", help="run the built-in demonstration", description=_demo.__doc__
+        "demo",
+        help="run all three estimators on built-in data",
+        description=_demo.__doc__,
     )
-    demo.add_argument("--seed", type=int, default=0, help="random seed")
+    demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=_demo)
     return parser
 
@@ -95,7 +424,12 @@ def build_parser():
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    return args.func(args)
+    args.progress = sys.stdout.isatty()
+    try:
+        return args.func(args)
+    except UsageError as exc:
+        print(f"sklearn-derand {args.command}: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

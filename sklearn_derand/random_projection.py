@@ -244,6 +244,12 @@ class DerandomizedJLProjector(
         distortion reached).
     loss_curve_ : list of float
         Objective value per iteration of the final fit.
+    distortion_curve_ : list of float
+        Max training-pair distortion of the current matrix (the sampler's
+        mean for ``"derandomize"``) per iteration (on the active block of
+        pairs when ``max_pairs`` is exceeded).
+    sigma_curve_ : list of float
+        Noise scale of the sampler per iteration (``"derandomize"`` only).
     grad_norm_ : float
         Gradient norm of the last stage's objective at its final point.
     min_eig_ : float
@@ -430,6 +436,8 @@ class DerandomizedJLProjector(
         self.n_iter_ = int(result.n_iter)
         self.converged_ = bool(result.converged)
         self.loss_curve_ = [float(v) for v in result.loss_curve]
+        self.distortion_curve_ = [float(v) for v in result.distortion_curve]
+        self.sigma_curve_ = [float(v) for v in result.sigma_curve]
         self.grad_norm_ = float(result.grad_norm)
         self.min_eig_ = float(result.min_eig)
         if not self.converged_:

@@ -6,9 +6,17 @@ import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import sklearn_derand
-from sklearn_derand import DerandomizedJLProjector, DerandomizedMaxCut
+from sklearn_derand import (
+    DerandomizedJLProjector,
+    DerandomizedMaxCut,
+    StructuredTwoLayerRegressor,
+)
 
-ESTIMATORS = [DerandomizedJLProjector(), DerandomizedMaxCut()]
+ESTIMATORS = [
+    DerandomizedJLProjector(),
+    DerandomizedMaxCut(),
+    StructuredTwoLayerRegressor(),
+]
 
 # Every expected failure carries its reason; xfail_strict makes a check that
 # starts passing fail the suite, so this list cannot go stale.

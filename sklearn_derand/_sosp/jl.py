@@ -226,6 +226,7 @@ class JLResult:
     sigma_curve: list = field(default_factory=list, repr=False)
     validation_distortion: float | None = None
     message: str = ""
+    distortion_curve: list = field(default_factory=list, repr=False)
 
 
 def _isometry_on_row_space(problem, A0):
@@ -410,6 +411,7 @@ def _fit_direct(
     C = torch.zeros(k, problem.rank, **opts)
     state = {"train_max": math.inf}
     loss_curve = []
+    distortion_curve = []
     n_iter = 0
     res = None
     best = {"score": math.inf, "train": math.inf, "val": None, "C": C}
@@ -435,6 +437,7 @@ def _fit_direct(
             )
 
             def callback(info, tracker=tracker, p=p):
+                distortion_curve.append(state["train_max"])
                 val = None
                 if early_stopping:
                     with torch.no_grad():
@@ -498,6 +501,7 @@ def _fit_direct(
         loss_curve=loss_curve,
         validation_distortion=best["val"],
         message=res.message,
+        distortion_curve=distortion_curve,
     )
 
 
@@ -644,9 +648,12 @@ def _fit_derandomize(
         violated = 1.0 - inside @ c_weights
         return violated.mean() + alpha * (sigma * sigma).sum()
 
+    distortion_curve = []
+
     def callback(info):
         sigma = sigma0 * float(info.params["t"].abs())
         sigma_curve.append(sigma)
+        distortion_curve.append(state["train_max"])
         val = None
         if early_stopping:
             with torch.no_grad():
@@ -701,4 +708,5 @@ def _fit_derandomize(
         sigma_curve=sigma_curve,
         validation_distortion=tracker.best_val if early_stopping else None,
         message=res.message,
+        distortion_curve=distortion_curve,
     )

@@ -41,6 +41,16 @@ __all__ = ["METHODS", "IterationInfo", "SOSPResult", "minimize"]
 
 METHODS = ("gd", "pgd", "hessian_descent", "adam", "lbfgs")
 
+# Progress hook for the command line: a callable taking (n_iter, loss), set
+# through :func:`progress_hook` only; library code leaves it None.
+_PROGRESS = None
+
+
+def progress_hook(fn):
+    """Set (or clear, with None) the per-iteration progress callable."""
+    global _PROGRESS
+    _PROGRESS = fn
+
 
 @dataclass
 class SOSPResult:
@@ -352,6 +362,8 @@ def minimize(
             message = f"objective is not finite ({loss}) at iteration {it}"
             break
         grad_norm = None if full_g is None else float(torch.linalg.vector_norm(full_g))
+        if _PROGRESS is not None:
+            _PROGRESS(it, loss)
         if callback is not None and callback(
             IterationInfo(it, loss, grad_norm, unflatten(x.detach()))
         ):

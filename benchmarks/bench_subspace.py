@@ -1,0 +1,207 @@
+"""Benchmark of StructuredTwoLayerRegressor: subspace recovery and R^2.
+
+Data: x ~ N(0, I_d), y = h(U x) + N(0, 0.1^2), U a random k x d orthonormal
+matrix; links tanh(u.x), He2(u.x) = (u.x)^2 - 1, the product
+(u1.x)(u2.x), and tanh(u1.x) + (u2.x)^2. n = 10,000 training points,
+5,000 test points, 5 seeds.
+
+Printed side by side, per case (mean and std over seeds): the subspace
+error ||sin Theta||_F of our estimator (gradient readout, and the paper's
+weight readout with its singular-value gap), of sliced inverse regression
+(SIR), sliced average variance estimation (SAVE) and directional
+regression (DR) implemented here in numpy (the PyPI package ``sliced`` no
+longer imports), and of sklearn's MLPRegressor with the SVD of its first
+layer or its expected gradient outer product; held-out R^2 of ours and of
+MLPRegressor(), next to the oracle R^2 = 1 - 0.01 / Var(y); fit times.
+
+Run: ``python benchmarks/bench_subspace.py`` (``--seeds 2`` for a shorter
+run, ``--solvers`` adds our other solvers on the product link).
+"""
+
+import argparse
+import time
+import warnings
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.neural_network import MLPRegressor
+
+from sklearn_derand import StructuredTwoLayerRegressor, subspace_distance
+
+NOISE = 0.1
+LINKS = {
+    "tanh": (1, lambda Z: np.tanh(Z[:, 0])),
+    "He2": (1, lambda Z: Z[:, 0] ** 2 - 1),
+    "product": (2, lambda Z: Z[:, 0] * Z[:, 1]),
+    "tanh+square": (2, lambda Z: np.tanh(Z[:, 0]) + Z[:, 1] ** 2),
+}
+
+
+def make_data(link, d, n, seed):
+    k, h = LINKS[link]
+    rng = np.random.RandomState(seed)
+    U = np.linalg.qr(rng.randn(d, k))[0].T
+    X = rng.randn(n, d)
+    y = h(X @ U.T) + NOISE * rng.randn(n)
+    return X, y, U
+
+
+# -- classical sufficient dimension reduction, by slicing ------------------
+
+
+def _slices(X, y, n_slices=10):
+    """Whitened X and the index sets of equal-count slices of y."""
+    mean = X.mean(0)
+    cov = np.cov(X, rowvar=False)
+    lam, Q = np.linalg.eigh(cov)
+    whiten = Q / np.sqrt(lam)
+    Z = (X - mean) @ whiten
+    order = np.argsort(y, kind="stable")
+    return Z, np.array_split(order, n_slices), whiten
+
+
+def _top(M, k, whiten):
+    Q = np.linalg.eigh((M + M.T) / 2)[1]
+    directions = whiten @ Q[:, ::-1][:, :k]  # back to the original scale
+    return directions.T
+
+
+def sir(X, y, k):
+    Z, slices, whiten = _slices(X, y)
+    M = sum(len(s) / len(y) * np.outer(Z[s].mean(0), Z[s].mean(0)) for s in slices)
+    return _top(M, k, whiten)
+
+
+def save(X, y, k):
+    Z, slices, whiten = _slices(X, y)
+    d = Z.shape[1]
+    M = np.zeros((d, d))
+    for s in slices:
+        A = np.eye(d) - np.cov(Z[s], rowvar=False)
+        M += len(s) / len(y) * A @ A
+    return _top(M, k, whiten)
+
+
+def directional_regression(X, y, k):
+    """Li & Wang (2007): 2 E[(E[zz'|y] - I)^2] + 2 (E[m m'])^2
+    + 2 E[m'm] E[m m'], with m = E[z|y], estimated by slicing."""
+    Z, slices, whiten = _slices(X, y)
+    d = Z.shape[1]
+    first = np.zeros((d, d))
+    mm = np.zeros((d, d))
+    mtm = 0.0
+    for s in slices:
+        p = len(s) / len(y)
+        m = Z[s].mean(0)
+        second = Z[s].T @ Z[s] / len(s)
+        A = second - np.eye(d)
+        first += p * A @ A
+        mm += p * np.outer(m, m)
+        mtm += p * m @ m
+    return _top(2 * first + 2 * mm @ mm + 2 * mtm * mm, k, whiten)
+
+
+# -- MLPRegressor readouts -------------------------------------------------------
+
+
+def mlp_readouts(model, X, k):
+    W1 = model.coefs_[0]  # d x hidden
+    svd_dirs = np.linalg.svd(W1.T, full_matrices=False)[2][:k]
+    Z = X @ W1 + model.intercepts_[0]
+    active = (Z > 0).astype(float)  # ReLU'
+    G = (active * model.coefs_[1][:, 0]) @ W1.T  # n x d input gradients
+    Q = np.linalg.eigh(G.T @ G / len(X))[1]
+    return svd_dirs, Q[:, ::-1][:, :k].T
+
+
+def run_case(link, d, seeds, extra_solvers):
+    k = LINKS[link][0]
+    rows = {
+        name: []
+        for name in (
+            "ours (gradients)",
+            "ours (weights)",
+            "weights gap",
+            "SIR",
+            "SAVE",
+            "DR",
+            "MLP + SVD",
+            "MLP + EGOP",
+            "R2 ours",
+            "R2 MLPRegressor()",
+            "R2 oracle",
+            "fit s ours",
+            "fit s MLP",
+        )
+    }
+    for solver in extra_solvers:
+        rows[f"ours, solver={solver}"] = []
+    for seed in range(seeds):
+        X, y, U = make_data(link, d, 15_000, seed)
+        Xtr, ytr, Xte, yte = X[:10_000], y[:10_000], X[10_000:], y[10_000:]
+        start = time.perf_counter()
+        ours = StructuredTwoLayerRegressor(n_components=k, random_state=seed)
+        ours.fit(Xtr, ytr)
+        rows["fit s ours"].append(time.perf_counter() - start)
+        rows["ours (gradients)"].append(subspace_distance(ours.components_, U))
+        _, s, Vt = np.linalg.svd(ours.coefs_[0].T, full_matrices=False)
+        rows["ours (weights)"].append(subspace_distance(Vt[:k], U))
+        rows["weights gap"].append(s[k - 1] / s[k])
+        rows["R2 ours"].append(ours.score(Xte, yte))
+        rows["R2 oracle"].append(1 - NOISE**2 / yte.var())
+        rows["SIR"].append(subspace_distance(sir(Xtr, ytr, k), U))
+        rows["SAVE"].append(subspace_distance(save(Xtr, ytr, k), U))
+        rows["DR"].append(subspace_distance(directional_regression(Xtr, ytr, k), U))
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            mlp = MLPRegressor(random_state=seed).fit(Xtr, ytr)
+        rows["fit s MLP"].append(time.perf_counter() - start)
+        svd_dirs, egop_dirs = mlp_readouts(mlp, Xtr[:5000], k)
+        rows["MLP + SVD"].append(subspace_distance(svd_dirs, U))
+        rows["MLP + EGOP"].append(subspace_distance(egop_dirs, U))
+        rows["R2 MLPRegressor()"].append(mlp.score(Xte, yte))
+        for solver in extra_solvers:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                other = StructuredTwoLayerRegressor(
+                    n_components=k, solver=solver, random_state=seed
+                ).fit(Xtr, ytr)
+            rows[f"ours, solver={solver}"].append(
+                subspace_distance(other.components_, U)
+            )
+    print(
+        f"\n== {link}, d={d}, k={k}, n=10000, {seeds} seeds "
+        "(subspace errors ||sin Theta||_F, lower is better)"
+    )
+    for name, values in rows.items():
+        values = np.asarray(values)
+        print(f"  {name:<28}{values.mean():>9.4f}  +- {values.std():.4f}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument(
+        "--solvers",
+        action="store_true",
+        help="also run solver='adam' and 'pgd' on the product link",
+    )
+    args = parser.parse_args()
+    cases = [
+        ("tanh", 100),
+        ("He2", 100),
+        ("product", 100),
+        ("tanh+square", 100),
+        ("He2", 20),
+        ("product", 20),
+    ]
+    for link, d in cases:
+        extra = (
+            ["adam", "pgd"] if args.solvers and link == "product" and d == 100 else []
+        )
+        run_case(link, d, args.seeds, extra)
+
+
+if __name__ == "__main__":
+    main()
