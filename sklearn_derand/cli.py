@@ -82,12 +82,29 @@ def _read_csv(path):
     return names, np.array([[float(cell) for cell in row] for row in rows])
 
 
-def _write_array(path, array):
+def _n_components(text):
+    """``--n-components``: 'auto' or a positive integer."""
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise UsageError("--n-components must be an integer or 'auto'") from None
+    if value < 1:
+        raise UsageError("--n-components must be at least 1")
+    return value
+
+
+def _write_array(path, array, fmt="%.10g"):
+    """Save to .npy, or as comma-separated text otherwise."""
     path = Path(path)
-    if path.suffix.lower() == ".npy":
-        np.save(path, array)
-    else:
-        np.savetxt(path, array, delimiter=",", fmt="%.10g")
+    try:
+        if path.suffix.lower() == ".npy":
+            np.save(path, array)
+        else:
+            np.savetxt(path, array, delimiter=",", fmt=fmt)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 # -- progress ---------------------------------------------------------------------
@@ -124,10 +141,10 @@ def _maxcut(args):
     from sklearn_derand import DerandomizedMaxCut
     from sklearn_derand.datasets import load_graph
 
+    if not Path(args.graph).is_file():
+        raise UsageError(f"no such file: {args.graph}")
     try:
         W = load_graph(args.graph, format=args.format)
-    except FileNotFoundError as exc:
-        raise UsageError(str(exc)) from None
     except ValueError as exc:
         raise UsageError(f"cannot read the graph: {exc}") from None
     start = time.perf_counter()
@@ -148,7 +165,7 @@ def _maxcut(args):
     print(f"GW expectation   {est.expected_cut_gw_:.6g}")
     print(f"time             {elapsed:.2f} s")
     if args.output:
-        np.savetxt(args.output, est.labels_, fmt="%d")
+        _write_array(args.output, est.labels_, fmt="%d")
         print(f"partition        {args.output} (side 0/1 of node i on line i+1)")
     return 0
 
@@ -159,14 +176,7 @@ def _jl(args):
     from sklearn_derand import DerandomizedJLProjector, max_pairwise_distortion
 
     X = _read_matrix(args.data)
-    n_components = args.n_components
-    if n_components != "auto":
-        try:
-            n_components = int(n_components)
-        except ValueError:
-            raise UsageError("--n-components must be an integer or 'auto'") from None
-        if n_components < 1:
-            raise UsageError("--n-components must be at least 1")
+    n_components = _n_components(args.n_components)
     start = time.perf_counter()
     with _progress("jl", args.progress), warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -222,9 +232,7 @@ def _subspace(args):
     Xtr, Xte, ytr, yte = train_test_split(
         X, y, test_size=args.test_size, random_state=args.seed
     )
-    n_components = (
-        args.n_components if args.n_components == "auto" else int(args.n_components)
-    )
+    n_components = _n_components(args.n_components)
     model = make_pipeline(
         StandardScaler(),
         StructuredTwoLayerRegressor(

@@ -175,7 +175,7 @@ class StructuredTwoLayerRegressor(
         standardised target scale (as in ``MLPRegressor``).
     intercepts_ : list of ndarray
         ``[b (n_hidden,), c (n_outputs,)]``.
-    components_ : ndarray of shape (n_components_, n_features)
+    components_ : ndarray of shape (n_components, n_features)
         Orthonormal rows spanning the learned subspace.
     singular_values_ : ndarray
         The spectrum the subspace was read from (singular values of W, or
@@ -202,7 +202,7 @@ class StructuredTwoLayerRegressor(
         Best validation R^2 (``early_stopping`` only).
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (n_features,)
         Names of features seen during fit, when they are all strings.
 
     See Also
@@ -456,7 +456,7 @@ class StructuredTwoLayerRegressor(
 
         Returns
         -------
-        X_new : ndarray of shape (n_samples, n_components_)
+        X_new : ndarray of shape (n_samples, n_components)
             Coordinates in the learned subspace (``X @ components_.T``).
         """
         check_is_fitted(self)

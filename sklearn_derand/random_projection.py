@@ -222,9 +222,9 @@ class DerandomizedJLProjector(
     ----------
     n_components_ : int
         Number of components (the value found with ``"auto"``).
-    components_ : ndarray of shape (n_components_, n_features)
+    components_ : ndarray of shape (n_components, n_features)
         The learned projection matrix, in the input's dtype.
-    inverse_components_ : ndarray of shape (n_features, n_components_)
+    inverse_components_ : ndarray of shape (n_features, n_components)
         Pseudo-inverse of the components (with
         ``compute_inverse_components=True``).
     distortion_ : float
@@ -256,7 +256,7 @@ class DerandomizedJLProjector(
         Smallest Hessian eigenvalue estimate (Lanczos) there.
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (n_features,)
         Names of features seen during fit, when they are all strings.
 
     See Also
@@ -522,7 +522,7 @@ class DerandomizedJLProjector(
 
         Returns
         -------
-        X_new : ndarray of shape (n_samples, n_components_)
+        X_new : ndarray of shape (n_samples, n_components)
             Projected array.
         """
         check_is_fitted(self)

@@ -1,0 +1,167 @@
+"""The command line: every subcommand end to end, and user mistakes."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from sklearn_derand.cli import main
+
+
+def _run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _field(out, name):
+    """The first number printed after ``name`` on its line."""
+    for line in out.splitlines():
+        if line.startswith(name):
+            return float(line[len(name) :].split()[0])
+    raise AssertionError(f"{name!r} not in output:\n{out}")
+
+
+@pytest.fixture
+def cycle_graph(tmp_path):
+    """An even cycle in rudy format: bipartite, the maximum cut is every edge."""
+    n = 10
+    lines = [f"{n} {n}"] + [f"{i + 1} {(i + 1) % n + 1} 1" for i in range(n)]
+    path = tmp_path / "cycle.txt"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_maxcut_prints_the_cut_and_writes_the_partition(capsys, cycle_graph, tmp_path):
+    out_path = tmp_path / "sides.txt"
+    code, out, err = _run(capsys, "maxcut", str(cycle_graph), "--output", str(out_path))
+    assert code == 0, err
+    assert _field(out, "nodes") == 10
+    assert _field(out, "edges") == 10
+    assert _field(out, "cut value") == 10
+    assert _field(out, "SDP upper bound") >= 10 - 1e-6
+    sides = np.loadtxt(out_path, dtype=int)
+    assert sides.shape == (10,)
+    # an even cycle is cut completely only by alternating sides
+    assert np.all(sides[:-1] != sides[1:])
+
+
+def test_maxcut_reads_an_edge_list_and_matrix_market(capsys, tmp_path):
+    import scipy.io
+    import scipy.sparse as sp
+
+    edges = tmp_path / "triangle.edges"
+    edges.write_text("# a triangle\n0 1\n1 2\n0 2\n")
+    code, out, _ = _run(capsys, "maxcut", str(edges), "--no-local-search")
+    assert code == 0
+    assert _field(out, "cut value") == 2
+
+    W = sp.coo_matrix(np.array([[0, 1.0], [1.0, 0]]))
+    mtx = tmp_path / "edge.mtx"
+    scipy.io.mmwrite(mtx, W)
+    code, out, _ = _run(capsys, "maxcut", str(mtx), "--seed", "3")
+    assert code == 0
+    assert _field(out, "cut value") == 1
+
+
+def test_jl_beats_the_gaussian_projection_and_writes_the_embedding(capsys, tmp_path):
+    rng = np.random.RandomState(0)
+    X = rng.randn(40, 30)
+    data = tmp_path / "points.npy"
+    np.save(data, X)
+    out_path = tmp_path / "embedding.csv"
+    code, out, err = _run(
+        capsys, "jl", str(data), "--n-components", "8", "--output", str(out_path)
+    )
+    assert code == 0, err
+    assert _field(out, "n_components_") == 8
+    lines = [
+        line for line in out.splitlines() if "distortion" in line or "Gaussian" in line
+    ]
+    learned = float(lines[0].split()[3])
+    gaussian = float(lines[1].split()[0])
+    assert learned < gaussian
+    assert np.loadtxt(out_path, delimiter=",").shape == (40, 8)
+
+
+def test_jl_reads_csv_with_a_header(capsys, tmp_path):
+    rng = np.random.RandomState(1)
+    X = rng.randn(25, 12)
+    data = tmp_path / "points.csv"
+    header = ",".join(f"f{j}" for j in range(12))
+    np.savetxt(data, X, delimiter=",", header=header, comments="")
+    code, out, err = _run(capsys, "jl", str(data), "--n-components", "4")
+    assert code == 0, err
+    assert _field(out, "points x features") == 25
+
+
+def test_subspace_finds_the_index_direction(capsys, tmp_path):
+    rng = np.random.RandomState(0)
+    X = rng.randn(600, 5)
+    y = np.tanh(2 * X[:, 2]) + 0.05 * rng.randn(600)
+    data = tmp_path / "table.csv"
+    header = "a,b,c,d,e,target"
+    np.savetxt(data, np.column_stack([X, y]), delimiter=",", header=header, comments="")
+    code, out, err = _run(
+        capsys, "subspace", str(data), "--target", "target", "--n-components", "1"
+    )
+    assert code == 0, err
+    assert _field(out, "held-out R^2") > 0.9
+    assert _field(out, "subspace dimension") == 1
+    # the largest entry of the single component is feature "c"
+    row = next(line for line in out.splitlines() if line.strip().startswith("0:"))
+    assert row.split()[1].startswith("c=")
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["maxcut", "{tmp}/missing.txt"], "no such file"),
+        (["maxcut", "{tmp}/garbage.txt"], "cannot read the graph"),
+        (["jl", "{tmp}/missing.npy"], "no such file"),
+        (["jl", "{tmp}/data.json"], "expected a .npy or .csv"),
+        (["jl", "{tmp}/words.csv"], "column 'b' is not numeric"),
+        (["jl", "{tmp}/bad.npy"], "not a readable .npy"),
+        (["jl", "{tmp}/nums.csv", "--n-components", "x"], "--n-components"),
+        (["subspace", "{tmp}/words.csv", "--target", "a"], "column 'b' is not numeric"),
+        (["subspace", "{tmp}/nums.csv", "--target", "zz"], "no column 'zz'"),
+        (["subspace", "{tmp}/noheader.csv", "--target", "a"], "header row"),
+        (["maxcut", "{tmp}/tri.txt", "--output", "{tmp}/no/dir/x.txt"], "cannot write"),
+    ],
+)
+def test_user_mistakes_exit_2_with_one_line(capsys, tmp_path, argv, message):
+    (tmp_path / "garbage.txt").write_text("this is not a graph\n")
+    (tmp_path / "data.json").write_text("{}")
+    (tmp_path / "bad.npy").write_bytes(b"not numpy")
+    (tmp_path / "words.csv").write_text("a,b\n1,x\n2,y\n")
+    (tmp_path / "nums.csv").write_text(
+        "a,b\n" + "\n".join(f"{i},{i}" for i in range(12))
+    )
+    (tmp_path / "noheader.csv").write_text("1,2\n3,4\n")
+    (tmp_path / "tri.txt").write_text("3 3\n1 2 1\n2 3 1\n1 3 1\n")
+    argv = [arg.format(tmp=tmp_path) for arg in argv]
+    code, _, err = _run(capsys, *argv)
+    assert code == 2
+    assert message in err
+    assert len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err
+
+
+def test_every_subcommand_has_help(capsys):
+    for command in ["maxcut", "jl", "subspace", "demo"]:
+        with pytest.raises(SystemExit) as exc:
+            main([command, "--help"])
+        assert exc.value.code == 0
+        assert f"usage: sklearn-derand {command}" in capsys.readouterr().out
+
+
+def test_python_dash_m_runs_the_cli():
+    proc = subprocess.run(
+        [sys.executable, "-m", "sklearn_derand", "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0
+    assert "maxcut" in proc.stdout and "demo" in proc.stdout
