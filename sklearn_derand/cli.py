@@ -152,7 +152,9 @@ def _maxcut(args):
         warnings.simplefilter("ignore")
         est = DerandomizedMaxCut(
             alpha=args.alpha,
-            local_search=args.local_search,
+            local_search=("tabu" if args.tabu else True)
+            if args.local_search
+            else False,
             n_init=args.n_init,
             random_state=args.seed,
         ).fit(W)
@@ -381,7 +383,14 @@ def build_parser():
         "--local-search",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="finish with 1-flip local search",
+        help="finish the rounded cut with local search (default: on)",
+    )
+    mc.add_argument(
+        "--tabu",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="with --local-search: tabu search then 1-flip (default), "
+        "or 1-flip only with --no-tabu",
     )
     mc.set_defaults(func=_maxcut)
 
@@ -414,7 +423,9 @@ def build_parser():
     ss.add_argument("data", help=".csv file with a header row")
     ss.add_argument("--target", required=True, help="name of the target column")
     ss.add_argument("--n-components", default="auto")
-    ss.add_argument("--alpha", type=float, default=1e-3)
+    ss.add_argument(
+        "--alpha", type=float, default=3e-3, help="ridge on the first layer"
+    )
     ss.add_argument("--test-size", type=float, default=0.2)
     ss.add_argument("--seed", type=int, default=0)
     ss.set_defaults(func=_subspace)

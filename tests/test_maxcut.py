@@ -321,3 +321,35 @@ def test_restarts_never_do_worse_than_one():
     # single run's trajectory (it may stop at a different iteration, since
     # the stopping rule looks at the whole batch); the best cut is kept.
     assert four.cut_value_ >= one.cut_value_
+
+
+@pytest.mark.parametrize("negative", [False, True])
+def test_tabu_search_tracks_gains_and_never_hurts(negative):
+    A = random_graph(40, 0.3, seed=5, negative=negative)
+    W = sp.csr_matrix(A)
+    rng = np.random.RandomState(0)
+    start = rng.choice([-1.0, 1.0], size=40)
+    out = backend.tabu_search(W, start, max_iter=500, seed=0)
+    assert set(np.unique(out)) <= {-1.0, 1.0}
+    assert backend.cut_value(W, out) >= backend.cut_value(W, start)
+    # started at a 1-flip local optimum it keeps it or improves on it
+    classes = backend.color_classes(W, 0)
+    local = backend.local_search(W, start, classes)
+    tabu = backend.tabu_search(W, local, seed=0)
+    assert backend.cut_value(W, tabu) >= backend.cut_value(W, local)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_tabu_local_search_reaches_the_optimum_on_small_graphs(seed):
+    A = random_graph(14, 0.5, seed, negative=seed % 2 == 1)
+    est = DerandomizedMaxCut(local_search="tabu", random_state=seed).fit(A)
+    assert est.cut_value_ == pytest.approx(brute_force_max_cut(A))
+
+
+def test_tabu_beats_one_flip_on_a_gset_graph():
+    W, best = load_gset("G14")
+    one_flip = DerandomizedMaxCut(local_search=True, random_state=0).fit(W)
+    tabu = DerandomizedMaxCut(local_search="tabu", random_state=0).fit(W)
+    assert tabu.cut_value_ > one_flip.cut_value_
+    assert tabu.cut_value_ <= best
+    assert tabu.gap_ >= 0
