@@ -28,6 +28,7 @@ import torch
 from scipy.special import roots_genlaguerre
 
 from sklearn_derand._sosp._utils import make_generator, to_numpy
+from sklearn_derand._sosp.curvature import certify
 from sklearn_derand._sosp.optimize import minimize
 from sklearn_derand._sosp.smoothing import expected_smoothed_step_of_square
 
@@ -461,6 +462,7 @@ def _fit_direct(
                 generator=generator,
                 callback=callback,
                 max_lanczos=20,
+                certify_at_end=False,
             )
             n_iter += res.n_iter
             loss_curve.extend(res.loss_curve)
@@ -490,14 +492,18 @@ def _fit_direct(
             break
         C = best["C"]
     stopped_early = "callback" in res.message or res.converged
+    # One certificate, at the returned (best) iterate, for the last objective.
+    cert = certify(
+        objective, {"C": best["C"]}, 1e-7, max_lanczos=20, generator=generator
+    )
     A = problem.components(A0, to_numpy(best["C"]))
     return JLResult(
         components=A,
         distortion=best["train"],
         n_iter=n_iter,
         converged=reached or stopped_early,
-        grad_norm=res.grad_norm,
-        min_eig=res.min_eig,
+        grad_norm=cert.grad_norm,
+        min_eig=cert.min_eig,
         loss_curve=loss_curve,
         validation_distortion=best["val"],
         message=res.message,

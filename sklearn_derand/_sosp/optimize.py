@@ -199,6 +199,10 @@ def _armijo(fun, x, f0, g, direction, t, c1=1e-4, max_halvings=40):
     return x
 
 
+def _nan_if_none(value):
+    return math.nan if value is None else float(value)
+
+
 def minimize(
     fun,
     params,
@@ -223,6 +227,7 @@ def minimize(
     lr_scale=None,
     generator=None,
     callback=None,
+    certify_at_end=True,
 ):
     """Minimise ``fun`` to a certified rho-second-order stationary point.
 
@@ -277,6 +282,11 @@ def minimize(
     callback : callable, optional
         Called with an :class:`IterationInfo` each iteration; a truthy return
         stops the run (message "stopped by callback").
+    certify_at_end : bool, default=True
+        Certify the final point when the run ended without a certificate
+        there (max_iter, callback). ``False`` skips it, for callers that
+        certify a different point themselves (e.g. a best iterate); the
+        result then has ``min_eig`` NaN and the last gradient norm seen.
 
     Returns
     -------
@@ -340,6 +350,7 @@ def minimize(
     n_grad = n_hvp = n_perturbations = 0
     next_check = 0
     converged = False
+    grad_norm = None
     message = f"reached max_iter={max_iter} without a certified SOSP"
     cert = None
     cert_at_x = False
@@ -430,19 +441,21 @@ def minimize(
         else:
             x = x - step * g
         it += 1
-    if not cert_at_x:
+    if not cert_at_x and certify_at_end:
         cert = certify_flat(flat_fun, x, rho, **cert_kwargs)
         n_hvp += cert.n_hvp
         n_grad += 1
         saddle = cert.verdict == "negative_curvature" and cert.grad_norm <= rho
         if not converged and saddle:
             message += "; the final point is a saddle (negative curvature)"
+    elif not cert_at_x:
+        cert = None
     return SOSPResult(
         params={k: v.detach().clone() for k, v in unflatten(x).items()},
         n_iter=len(loss_curve),
         converged=converged,
-        grad_norm=cert.grad_norm,
-        min_eig=cert.min_eig,
+        grad_norm=cert.grad_norm if cert else _nan_if_none(grad_norm),
+        min_eig=cert.min_eig if cert else math.nan,
         n_grad=n_grad,
         n_hvp=n_hvp,
         n_perturbations=n_perturbations,
