@@ -165,3 +165,23 @@ def test_python_dash_m_runs_the_cli():
     )
     assert proc.returncode == 0
     assert "maxcut" in proc.stdout and "demo" in proc.stdout
+
+
+def test_demo_runs_all_three_beside_their_baselines(capsys):
+    code, out, err = _run(capsys, "demo")
+    assert code == 0, err
+    lines = out.splitlines()
+    jl = next(line for line in lines if "max pairwise distortion" in line)
+    learned = float(jl.split("learned")[1].split()[0])
+    best_gaussian = float(jl.split("best of 100 seeds")[1].split(",")[0])
+    assert learned < best_gaussian
+    cut_line = next(line for line in lines if line.strip().startswith("cut "))
+    cut, bound = (
+        float(cut_line.split()[1]),
+        float(cut_line.split("bound")[1].split()[0]),
+    )
+    assert cut <= bound
+    hyper = next(line for line in lines if "random hyperplanes" in line)
+    assert cut >= float(hyper.split()[-1])
+    sub = next(line for line in lines if "found a" in line)
+    assert float(sub.split("=")[1].split()[0]) < 0.1
