@@ -26,11 +26,17 @@ class UsageError(Exception):
 # -- input/output -------------------------------------------------------------
 
 
-def _read_matrix(path):
-    """A numeric 2-d array from .npy or .csv (a header row is skipped)."""
+def _existing_file(path):
+    """``path`` as a Path, or a UsageError if there is no such file."""
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"no such file: {path}")
+    return path
+
+
+def _read_matrix(path):
+    """A numeric 2-d array from .npy or .csv (a header row is skipped)."""
+    path = _existing_file(path)
     if path.suffix.lower() == ".npy":
         try:
             X = np.load(path, allow_pickle=False)
@@ -111,11 +117,21 @@ def _write_array(path, array, fmt="%.10g"):
 
 
 @contextmanager
-def _progress(description, enabled):
-    """A tqdm progress bar over optimiser iterations, on terminals only."""
-    if not enabled:
-        yield
-        return
+def _fitting(description, progress):
+    """Around a fit: its warnings silenced (the printed result reports the
+    outcome) and, on terminals, a tqdm progress bar over its iterations."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if not progress:
+            yield
+            return
+        with _progress_bar(description):
+            yield
+
+
+@contextmanager
+def _progress_bar(description):
+    """A tqdm progress bar fed by the optimiser's progress hook."""
     from tqdm import tqdm
 
     from sklearn_derand._sosp.optimize import progress_hook
@@ -141,15 +157,12 @@ def _maxcut(args):
     from sklearn_derand import DerandomizedMaxCut
     from sklearn_derand.datasets import load_graph
 
-    if not Path(args.graph).is_file():
-        raise UsageError(f"no such file: {args.graph}")
     try:
-        W = load_graph(args.graph, format=args.format)
+        W = load_graph(_existing_file(args.graph), format=args.format)
     except ValueError as exc:
         raise UsageError(f"cannot read the graph: {exc}") from None
     start = time.perf_counter()
-    with _progress("maxcut", args.progress), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with _fitting("maxcut", args.progress):
         est = DerandomizedMaxCut(
             alpha=args.alpha,
             local_search=("tabu" if args.tabu else True)
@@ -180,8 +193,7 @@ def _jl(args):
     X = _read_matrix(args.data)
     n_components = _n_components(args.n_components)
     start = time.perf_counter()
-    with _progress("jl", args.progress), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with _fitting("jl", args.progress):
         try:
             est = DerandomizedJLProjector(
                 n_components, eps=args.eps, random_state=args.seed
@@ -189,7 +201,6 @@ def _jl(args):
         except ValueError as exc:
             raise UsageError(str(exc)) from None
     elapsed = time.perf_counter() - start
-    embedding = est.transform(X)
     gauss = GaussianRandomProjection(est.n_components_, random_state=args.seed)
     gauss_distortion = max_pairwise_distortion(X, gauss.fit_transform(X))
     print(f"points x features        {X.shape[0]} x {X.shape[1]}")
@@ -201,7 +212,7 @@ def _jl(args):
     )
     print(f"fit time                 {elapsed:.2f} s")
     if args.output:
-        _write_array(args.output, embedding)
+        _write_array(args.output, est.transform(X))
         print(f"embedding                {args.output}")
     return 0
 
@@ -213,9 +224,7 @@ def _subspace(args):
 
     from sklearn_derand import StructuredTwoLayerRegressor
 
-    path = Path(args.data)
-    if not path.is_file():
-        raise UsageError(f"no such file: {path}")
+    path = _existing_file(args.data)
     if path.suffix.lower() != ".csv":
         raise UsageError(f"{path}: expected a .csv file with a header row")
     names, table = _read_csv(path)
@@ -242,8 +251,7 @@ def _subspace(args):
         ),
     )
     start = time.perf_counter()
-    with _progress("subspace", args.progress), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with _fitting("subspace", args.progress):
         try:
             model.fit(Xtr, ytr)
         except ValueError as exc:
@@ -270,6 +278,12 @@ def _subspace(args):
 
 def _demo(args):
     """Run all three estimators on built-in data, each beside its baseline."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # baselines' warnings too
+        return _demo_steps(args)
+
+
+def _demo_steps(args):
     from sklearn.datasets import load_digits
     from sklearn.neural_network import MLPRegressor
     from sklearn.random_projection import GaussianRandomProjection
@@ -284,12 +298,11 @@ def _demo(args):
     from sklearn_derand.datasets import load_gset
 
     seed = args.seed
-    warnings.simplefilter("ignore")
 
     print("1. DerandomizedJLProjector: first 300 sklearn digits (d=64) to k=16")
     X = load_digits().data[:300]
     start = time.perf_counter()
-    with _progress("jl", args.progress):
+    with _fitting("jl", args.progress):
         jl = DerandomizedJLProjector(16, random_state=seed).fit(X)
     seconds = time.perf_counter() - start
     gaussians = [
@@ -307,7 +320,7 @@ def _demo(args):
     print("\n2. DerandomizedMaxCut: Gset G14 (800 nodes, 4694 edges, bundled)")
     W, best = load_gset("G14")
     start = time.perf_counter()
-    with _progress("maxcut", args.progress):
+    with _fitting("maxcut", args.progress):
         mc = DerandomizedMaxCut(random_state=seed).fit(W)
     seconds = time.perf_counter() - start
     hyper = DerandomizedMaxCut(
@@ -332,7 +345,7 @@ def _demo(args):
     y = (X @ U[0]) * (X @ U[1]) + 0.1 * rng.randn(4000)
     Xtr, ytr, Xte, yte = X[:3000], y[:3000], X[3000:], y[3000:]
     start = time.perf_counter()
-    with _progress("subspace", args.progress):
+    with _fitting("subspace", args.progress):
         net = StructuredTwoLayerRegressor(random_state=seed).fit(Xtr, ytr)
     seconds = time.perf_counter() - start
     mlp = MLPRegressor(random_state=seed).fit(Xtr, ytr)
