@@ -88,16 +88,17 @@ def _read_csv(path):
     return names, np.array([[float(cell) for cell in row] for row in rows])
 
 
-def _n_components(text):
-    """``--n-components``: 'auto' or a positive integer."""
-    if text == "auto":
+def _positive_int(text, flag, allow_auto=False):
+    """``flag``'s value: a positive integer (or 'auto' where allowed)."""
+    if allow_auto and text == "auto":
         return text
     try:
         value = int(text)
     except ValueError:
-        raise UsageError("--n-components must be an integer or 'auto'") from None
+        what = "an integer or 'auto'" if allow_auto else "an integer"
+        raise UsageError(f"{flag} must be {what}") from None
     if value < 1:
-        raise UsageError("--n-components must be at least 1")
+        raise UsageError(f"{flag} must be at least 1")
     return value
 
 
@@ -157,6 +158,9 @@ def _maxcut(args):
     from sklearn_derand import DerandomizedMaxCut
     from sklearn_derand.datasets import load_graph
 
+    tabu_iter = args.tabu_iter
+    if tabu_iter is not None:
+        tabu_iter = _positive_int(tabu_iter, "--tabu-iter")
     try:
         W = load_graph(_existing_file(args.graph), format=args.format)
     except ValueError as exc:
@@ -169,6 +173,7 @@ def _maxcut(args):
             if args.local_search
             else False,
             n_init=args.n_init,
+            tabu_iter=tabu_iter,
             random_state=args.seed,
         ).fit(W)
     elapsed = time.perf_counter() - start
@@ -191,7 +196,7 @@ def _jl(args):
     from sklearn_derand import DerandomizedJLProjector, max_pairwise_distortion
 
     X = _read_matrix(args.data)
-    n_components = _n_components(args.n_components)
+    n_components = _positive_int(args.n_components, "--n-components", allow_auto=True)
     start = time.perf_counter()
     with _fitting("jl", args.progress):
         try:
@@ -243,7 +248,7 @@ def _subspace(args):
     Xtr, Xte, ytr, yte = train_test_split(
         X, y, test_size=args.test_size, random_state=args.seed
     )
-    n_components = _n_components(args.n_components)
+    n_components = _positive_int(args.n_components, "--n-components", allow_auto=True)
     model = make_pipeline(
         StandardScaler(),
         StructuredTwoLayerRegressor(
@@ -404,6 +409,11 @@ def build_parser():
         default=True,
         help="with --local-search: tabu search then 1-flip (default), "
         "or 1-flip only with --no-tabu",
+    )
+    mc.add_argument(
+        "--tabu-iter",
+        default=None,
+        help="flips of the tabu search (default min(2000 n, 5e8 / n))",
     )
     mc.set_defaults(func=_maxcut)
 

@@ -63,6 +63,9 @@ def test_maxcut_reads_an_edge_list_and_matrix_market(capsys, tmp_path):
     code, out, _ = _run(capsys, "maxcut", str(mtx), "--seed", "3", "--no-tabu")
     assert code == 0
     assert _field(out, "cut value") == 1
+    code, out, _ = _run(capsys, "maxcut", str(edges), "--tabu-iter", "5")
+    assert code == 0
+    assert _field(out, "cut value") == 2
 
 
 def test_jl_beats_the_gaussian_projection_and_writes_the_embedding(capsys, tmp_path):
@@ -124,6 +127,8 @@ def test_subspace_finds_the_index_direction(capsys, tmp_path):
         (["jl", "{tmp}/words.csv"], "column 'b' is not numeric"),
         (["jl", "{tmp}/bad.npy"], "not a readable .npy"),
         (["jl", "{tmp}/nums.csv", "--n-components", "x"], "--n-components"),
+        (["jl", "{tmp}/nums.csv", "--n-components", "0"], "at least 1"),
+        (["maxcut", "{tmp}/tri.txt", "--tabu-iter", "many"], "--tabu-iter"),
         (["subspace", "{tmp}/words.csv", "--target", "a"], "column 'b' is not numeric"),
         (["subspace", "{tmp}/nums.csv", "--target", "zz"], "no column 'zz'"),
         (["subspace", "{tmp}/noheader.csv", "--target", "a"], "header row"),

@@ -47,6 +47,7 @@ __all__ = [
     "hyperplane_rounding",
     "local_search",
     "solve_sdp_mixing",
+    "tabu_search",
 ]
 
 
@@ -211,16 +212,27 @@ def _sweeps_to_next_check(history, tol):
 
 
 def solve_sdp_mixing(
-    W, rank, *, tol=1e-4, max_iter=1000, seed=0, device="cpu", verbose=0, classes=None
+    W,
+    rank,
+    *,
+    tol=1e-4,
+    max_iter=1000,
+    seed=0,
+    device="cpu",
+    verbose=0,
+    classes=None,
+    compiled=None,
 ):
     """Goemans-Williamson SDP by the mixing method, certified by the dual.
 
     Stops when ``(upper_bound - value) / upper_bound <= tol``. The dual
     (one sparse eigensolve) is computed only once the primal has nearly
     stopped improving, then where the gap's trend predicts it reaches
-    ``tol``. Sweeps run in
-    float32 on graphs above 20,000 nodes (the certificate, computed in
-    float64 from the renormalised factor, is valid for any factor).
+    ``tol``. On the CPU up to 20,000 nodes the sweeps are compiled (numba,
+    float64); otherwise they are torch sparse products per colour class, in
+    float32 above 20,000 nodes (the certificate, computed in float64 from
+    the renormalised factor, is valid for any factor). ``compiled`` forces
+    one path or the other (None: by size and device).
     """
     start = time.perf_counter()
     n = W.shape[0]
@@ -234,12 +246,50 @@ def solve_sdp_mixing(
         return SDPResult(V, 0.0, 0.0, 0.0, 0, True, time=time.perf_counter() - start)
     if classes is None:
         classes = color_classes(W, seed)
-    V = V.to(device=device, dtype=dtype)
-    blocks = [
-        (torch.as_tensor(S, device=device), _torch_csr(W[S], device, dtype))
-        for S in classes
-    ]
-    W_full = _torch_csr(W, device, dtype)
+    if compiled is None:
+        compiled = torch.device(device).type == "cpu" and dtype == torch.float64
+    if compiled:
+        # Compiled node-by-node sweeps in colour-class order: the same
+        # iterates as the block update, without a library call per class
+        # (G1: 0.28 s instead of 0.54 s). Above 20,000 nodes torch's
+        # multithreaded float32 products are faster (100,000 nodes: 89 s
+        # against 57 s in benchmarks/bench_maxcut.py --scale).
+        from sklearn_derand._sosp._kernels import mixing_sweeps
+
+        V = V.numpy()
+        csr = (W.indptr.astype(np.int64), W.indices.astype(np.int64))
+        csr += (W.data.astype(V.dtype),)
+        order = np.concatenate(classes).astype(np.int64)
+
+        def sweep():
+            mixing_sweeps(*csr, V, order, 1)
+
+        def primal_value():
+            return (total - float(np.einsum("ij,ij->", W @ V, V))) / 4.0
+
+        def as_numpy():
+            return V.astype(np.float64)
+
+    else:
+        V = V.to(device=device, dtype=dtype)
+        blocks = [
+            (torch.as_tensor(S, device=device), _torch_csr(W[S], device, dtype))
+            for S in classes
+        ]
+        W_full = _torch_csr(W, device, dtype)
+
+        def sweep():
+            for S, WS in blocks:
+                G = torch.sparse.mm(WS, V)
+                norm = torch.linalg.vector_norm(G, dim=1, keepdim=True)
+                V[S] = torch.where(norm > 0, -G / norm.clamp_min(1e-30), V[S])
+
+        def primal_value():
+            return float((total - (torch.sparse.mm(W_full, V) * V).sum()) / 4.0)
+
+        def as_numpy():
+            return V.cpu().numpy().astype(np.float64)
+
     history = []
     value_prev = -math.inf
     v0 = None
@@ -248,18 +298,15 @@ def solve_sdp_mixing(
     converged = False
     it = 0
     for it in range(1, max_iter + 1):
-        for S, WS in blocks:
-            G = torch.sparse.mm(WS, V)
-            norm = torch.linalg.vector_norm(G, dim=1, keepdim=True)
-            V[S] = torch.where(norm > 0, -G / norm.clamp_min(1e-30), V[S])
+        sweep()
         if it % 5 and it != max_iter:
             continue
-        value = float((total - (torch.sparse.mm(W_full, V) * V).sum()) / 4.0)
+        value = primal_value()
         progress = (value - value_prev) / max(abs(value), 1e-300)
         value_prev = value
         history.append((it, value, None))
         if (progress <= tol / 10 and it >= next_dual) or it == max_iter:
-            Vn = V.cpu().numpy().astype(np.float64)
+            Vn = as_numpy()
             value = _sdp_value(W, Vn / np.linalg.norm(Vn, axis=1, keepdims=True), total)
             upper, _, vec = dual_upper_bound(W, Vn, v0)
             v0 = vec if vec is not None else v0
@@ -274,7 +321,7 @@ def solve_sdp_mixing(
                 converged = True
                 break
             next_dual = it + _sweeps_to_next_check(history, tol)
-    Vn = V.cpu().numpy().astype(np.float64)
+    Vn = as_numpy()
     Vn /= np.linalg.norm(Vn, axis=1, keepdims=True)
     if history[-1][2] is None:
         value = _sdp_value(W, Vn, total)
@@ -343,54 +390,59 @@ def local_search(W, sides, classes, max_passes=1000):
     return s
 
 
-def tabu_search(W, sides, *, max_iter=None, seed=0):
+# Tabu tenures (fractions of n) cycled over the phases of the search. Over
+# 3 seeds on G4, G9, G12, G13, G18 and G21 this portfolio averaged 99.75 %
+# of the best known cuts, against 99.58 % without 1/6 and 1/50.
+TABU_TENURES = (1 / 30, 1 / 10, 1 / 6, 1 / 50, 1 / 8, 1 / 12, 1 / 20)
+
+
+def default_tabu_iter(n):
+    """Default number of tabu flips: ``min(2000 n, 5e8 / n)``.
+
+    A flip costs O(n) (the argmax), so this caps the work at about 5e8
+    node visits: about 0.7 s on any graph on one core of our machine.
+    """
+    return int(max(min(2000 * n, 5e8 / max(n, 1)), 1))
+
+
+def tabu_search(W, sides, *, max_iter=None, seed=0, phase=None):
     """Single-flip tabu search from ``sides``; returns the best sides seen.
 
     Each step flips the node of largest gain ``s_i (W s)_i`` that is not
-    tabu (or the best node overall when that flip beats the best cut so far:
-    aspiration); ties are broken at random by a tiny jitter. A flipped node
-    stays tabu for ``n / 30 + U{1..10}`` steps. Gains are updated along the
-    flipped node's edges only, so a step costs O(degree) plus an O(n)
-    argmax. ``max_iter`` defaults to ``min(20 n, 5e8 / n)`` steps (at most
-    about 5e8 elementary operations on any graph). The result is never
-    worse than ``sides``.
+    tabu (or a tabu node when that flip beats the best cut so far:
+    aspiration); ties are broken uniformly at random. A flipped node stays
+    tabu for ``tenure + U{1..tenure/4}`` steps. The search runs in phases
+    of ``phase`` steps (default ``100 n``), each with the next tenure of
+    ``TABU_TENURES`` (times n) and a cleared tabu list.
+    Gains are updated along the flipped node's edges only, so a step costs
+    O(degree + n). ``max_iter`` defaults to :func:`default_tabu_iter`.
+    Compiled with numba; the result is never worse than ``sides``.
     """
-    W = sp.csr_matrix(W)
+    from sklearn_derand._sosp._kernels import tabu_kernel
+
+    W = sp.csr_matrix(W, dtype=np.float64)
     n = W.shape[0]
-    s = np.asarray(sides, dtype=np.float64).copy()
+    s = np.where(np.asarray(sides, dtype=np.float64) >= 0, 1.0, -1.0)
     if n == 0 or W.nnz == 0:
         return s
     if max_iter is None:
-        max_iter = int(min(20 * n, 5e8 / n))
-    rng = np.random.RandomState(seed)
-    indptr, indices, data = W.indptr, W.indices, W.data
-    jitter_scale = 1e-6 * float(np.abs(data).mean())
-    gain = s * (W @ s)
-    best_s, delta, best_delta = s.copy(), 0.0, 0.0
-    tabu_until = np.zeros(n, dtype=np.int64)
-    tenures = max(n // 30, 1) + rng.randint(1, 11, size=max_iter)
-    masked = np.empty(n)
-    for step in range(max_iter):
-        if step % 50 == 0:
-            jitter = jitter_scale * rng.rand(n)
-        np.add(gain, jitter, out=masked)
-        masked[tabu_until > step] = -np.inf
-        i = int(np.argmax(masked))
-        j = int(np.argmax(gain))
-        if delta + gain[j] > best_delta + 1e-12 or masked[i] == -np.inf:
-            i = j  # aspiration: a (possibly tabu) flip that beats the best
-        # flip i and update the gains of its neighbours
-        lo, hi = indptr[i], indptr[i + 1]
-        nbrs, w = indices[lo:hi], data[lo:hi]
-        delta += gain[i]
-        gain[nbrs] -= 2.0 * s[nbrs] * w * s[i]
-        gain[i] = -gain[i]
-        s[i] = -s[i]
-        tabu_until[i] = step + tenures[step]
-        if delta > best_delta + 1e-12:
-            best_delta = delta
-            best_s[:] = s
-    return best_s
+        max_iter = default_tabu_iter(n)
+    if phase is None:
+        phase = 100 * n
+    tenures = np.array([max(int(f * n), 1) for f in TABU_TENURES], dtype=np.int64)
+    tol = 1e-9 * float(np.abs(W.data).max())
+    best, _ = tabu_kernel(
+        W.indptr.astype(np.int64),
+        W.indices.astype(np.int64),
+        W.data,
+        s,
+        int(max_iter),
+        tenures,
+        int(max(phase, 1)),
+        int(seed) % (2**63),
+        tol,
+    )
+    return best
 
 
 _FLOAT32_EDGES = 200_000
