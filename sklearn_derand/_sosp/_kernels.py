@@ -47,6 +47,18 @@ def _flip(i, s, gain, indptr, indices, data):
     return change
 
 
+@njit(cache=True, inline="always")
+def _offer(i, g, best_i, best_g, ties, tol, state):
+    """Running argmax with ties (within tol) broken uniformly at random."""
+    if g > best_g + tol:
+        return i, g, 1
+    if g > best_g - tol:
+        ties += 1
+        if _next(state) % uint64(ties) == 0:
+            return i, best_g, ties
+    return best_i, best_g, ties
+
+
 @njit(cache=True)
 def tabu_kernel(indptr, indices, data, s, max_iter, tenures, phase, seed, tol):
     """Tabu search from ``s`` (modified in place); return (best sides, gain)."""
@@ -73,20 +85,14 @@ def tabu_kernel(indptr, indices, data, s, max_iter, tenures, phase, seed, tol):
         free_i, free_g, free_ties = -1, -np.inf, 0
         tabu_i, tabu_g, tabu_ties = -1, -np.inf, 0
         for i in range(n):
-            g = gain[i]
             if tabu_until[i] > step:
-                if g > tabu_g + tol:
-                    tabu_i, tabu_g, tabu_ties = i, g, 1
-                elif g > tabu_g - tol:
-                    tabu_ties += 1
-                    if _next(state) % uint64(tabu_ties) == 0:
-                        tabu_i = i
-            elif g > free_g + tol:
-                free_i, free_g, free_ties = i, g, 1
-            elif g > free_g - tol:
-                free_ties += 1
-                if _next(state) % uint64(free_ties) == 0:
-                    free_i = i
+                tabu_i, tabu_g, tabu_ties = _offer(
+                    i, gain[i], tabu_i, tabu_g, tabu_ties, tol, state
+                )
+            else:
+                free_i, free_g, free_ties = _offer(
+                    i, gain[i], free_i, free_g, free_ties, tol, state
+                )
         i = free_i
         if tabu_i >= 0 and (
             free_i < 0 or (tabu_g > free_g and delta + tabu_g > best_delta + tol)
