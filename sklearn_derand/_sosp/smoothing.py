@@ -85,6 +85,42 @@ def norm_pdf(x):
     return torch.exp(-0.5 * x * x) / _SQRT_2PI
 
 
+def _genz_high_closed_form(a, a_s, bs, hk):
+    """Closed-form part of Genz's expansion for |r| >= 0.925.
+
+    ``a_s = 1 - r^2``, ``a = sqrt(a_s)``, ``bs = (h - k)^2``, ``hk = h k``
+    (k sign-flipped for r < 0). Returns the value and the coefficients
+    ``c``, ``d`` shared with :func:`_genz_high_integrand`.
+    """
+    phi = torch.special.ndtr
+    c = (4.0 - hk) / 8.0
+    d = (12.0 - hk) / 16.0
+    val = (
+        a
+        * torch.exp(-(bs / a_s + hk) / 2.0)
+        * (1.0 - c * (bs - a_s) * (1.0 - d * bs / 5.0) / 3.0 + c * d * a_s * a_s / 5.0)
+    )
+    b = torch.sqrt(bs)
+    tail = (
+        torch.exp(-hk / 2.0)
+        * math.sqrt(_TWO_PI)
+        * phi(-b / a)
+        * b
+        * (1.0 - c * bs * (1.0 - d * bs / 5.0) / 3.0)
+    )
+    return val - torch.where(hk > -160.0, tail, torch.zeros_like(tail)), c, d
+
+
+def _genz_high_integrand(xs, rs, bs, hk, c, d):
+    """Integrand of the remaining smooth integral (nodes on the last axis:
+    ``xs = t^2``, ``rs = sqrt(1 - xs)``)."""
+    bs2, hk2, c2, d2 = bs[..., None], hk[..., None], c[..., None], d[..., None]
+    return torch.exp(-(bs2 / xs + hk2) / 2.0) * (
+        torch.exp(-hk2 * (1.0 - rs) / (2.0 * (1.0 + rs))) / rs
+        - (1.0 + c2 * xs * (1.0 + d2 * xs))
+    )
+
+
 def _bvn_upper(h, k, r):
     """P(X > h, Y > k) for a standard bivariate normal with correlation r.
 
@@ -132,36 +168,12 @@ def _bvn_upper(h, k, r):
             a_s = (1.0 - ri) * (1.0 + ri)
             a = torch.sqrt(a_s)
             bs = (hi - ki) ** 2
-            c = (4.0 - hki) / 8.0
-            d = (12.0 - hki) / 16.0
-            val = (
-                a
-                * torch.exp(-(bs / a_s + hki) / 2.0)
-                * (
-                    1.0
-                    - c * (bs - a_s) * (1.0 - d * bs / 5.0) / 3.0
-                    + c * d * a_s * a_s / 5.0
-                )
-            )
-            b = torch.sqrt(bs)
-            tail = (
-                torch.exp(-hki / 2.0)
-                * math.sqrt(_TWO_PI)
-                * phi(-b / a)
-                * b
-                * (1.0 - c * bs * (1.0 - d * bs / 5.0) / 3.0)
-            )
-            val = val - torch.where(hki > -160.0, tail, torch.zeros_like(tail))
+            val, c, d = _genz_high_closed_form(a, a_s, bs, hki)
             # Remaining smooth integral over t in [0, a], Gauss-Legendre.
             t = (a[:, None] / 2.0) * (gl_x + 1.0)
             xs = t * t
             rs = torch.sqrt(1.0 - xs)
-            bs2, hk2 = bs[:, None], hki[:, None]
-            c2, d2 = c[:, None], d[:, None]
-            integrand = torch.exp(-(bs2 / xs + hk2) / 2.0) * (
-                torch.exp(-hk2 * (1.0 - rs) / (2.0 * (1.0 + rs))) / rs
-                - (1.0 + c2 * xs * (1.0 + d2 * xs))
-            )
+            integrand = _genz_high_integrand(xs, rs, bs, hki, c, d)
             val = val + (a / 2.0) * (integrand @ gl_w)
             bvn[inner] = -val / _TWO_PI
         pos_part = bvn + phi(-torch.maximum(hh, kh))
@@ -291,36 +303,12 @@ class FixedCorrelationBVN:
         k = torch.where(neg, -k, k)
         hk = h * k
         bs = (h - k) ** 2
-        c = (4.0 - hk) / 8.0
-        d = (12.0 - hk) / 16.0
         a_safe = torch.where(inner, a, torch.ones_like(a))
         as_safe = torch.where(inner, a_s, torch.ones_like(a_s))
-        val = (
-            a_safe
-            * torch.exp(-(bs / as_safe + hk) / 2.0)
-            * (
-                1.0
-                - c * (bs - as_safe) * (1.0 - d * bs / 5.0) / 3.0
-                + c * d * as_safe * as_safe / 5.0
-            )
-        )
-        b = torch.sqrt(bs)
-        tail = (
-            torch.exp(-hk / 2.0)
-            * math.sqrt(_TWO_PI)
-            * phi(-b / a_safe)
-            * b
-            * (1.0 - c * bs * (1.0 - d * bs / 5.0) / 3.0)
-        )
-        val = val - torch.where(hk > -160.0, tail, torch.zeros_like(tail))
+        val, c, d = _genz_high_closed_form(a_safe, as_safe, bs, hk)
         xs_safe = torch.where(inner[:, None], xs, torch.ones_like(xs))
         rs_safe = torch.where(inner[:, None], rs, torch.ones_like(rs))
-        bs2, hk2 = bs[..., None], hk[..., None]
-        c2, d2 = c[..., None], d[..., None]
-        integrand = torch.exp(-(bs2 / xs_safe + hk2) / 2.0) * (
-            torch.exp(-hk2 * (1.0 - rs_safe) / (2.0 * (1.0 + rs_safe))) / rs_safe
-            - (1.0 + c2 * xs_safe * (1.0 + d2 * xs_safe))
-        )
+        integrand = _genz_high_integrand(xs_safe, rs_safe, bs, hk, c, d)
         val = val + (integrand * wa).sum(-1)
         bvn = torch.where(inner, -val / _TWO_PI, torch.zeros_like(val))
         pos = bvn + phi(-torch.maximum(h, k))
