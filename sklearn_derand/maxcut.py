@@ -155,16 +155,21 @@ class DerandomizedMaxCut(BaseEstimator):
     local_search : "tabu" or bool, default="tabu"
         How the rounded cut is finished. ``"tabu"``: a single-flip tabu
         search (compiled with numba; tenures cycled over a portfolio of
-        n/50 to n/6; ``tabu_iter`` flips, each O(degree + n): about 0.9 s
-        on 800 nodes) then 1-flip local search; ``True``: 1-flip local
-        search only (vectorised, O(m) per pass); ``False``: the rounding as
-        it is. In ``benchmarks/bench_maxcut.py`` the default finish averages
-        99.55 % of the best known cuts over 69 Gset graphs (99.94 % on
-        G1-G10) against 98.93 % for 1-flip only, and reaches the best known
-        cut on 14 of them.
+        n/50 to n/6; ``tabu_iter`` flips, about 0.4 s on any graph by
+        default) then 1-flip local search; ``True``: 1-flip local search
+        only (vectorised, O(m) per pass); ``False``: the rounding as it
+        is. With weights that are small integer multiples of one unit
+        (unweighted and +-1 graphs) the tabu search keeps the nodes in
+        buckets by gain and a flip costs O(degree); otherwise it scans the
+        n gains, O(n) per flip. In ``benchmarks/bench_maxcut.py`` the
+        default finish averages 99.55 % of the best known cuts over 69 Gset
+        graphs (99.94 % on G1-G10) against 98.93 % for 1-flip only, and
+        reaches the best known cut on 14 of them.
     tabu_iter : int or None, default=None
-        Flips of the tabu search; None means ``min(2000 n, 5e8 / n)``
-        (about 5e8 node visits whatever the size). More flips find better
+        Flips of the tabu search; None means ``min(10000 n, 3e8 / c)`` with
+        ``c`` the cost of a flip in scanned nodes (``n`` for the scan,
+        ``10 * mean degree + 20`` for the buckets), so about the same time
+        whatever the graph. More flips find better
         cuts on hard graphs (the +-1 weighted G18-G21 especially) at a
         proportional cost; the search is deterministic given
         ``random_state``.

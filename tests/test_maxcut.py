@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import scipy.io
 import scipy.sparse as sp
+import torch
 from sklearn.model_selection import GridSearchCV, KFold
 
 from sklearn_derand import DerandomizedMaxCut
@@ -336,10 +337,14 @@ def test_restarts_never_do_worse_than_one():
     assert four.cut_value_ >= one.cut_value_
 
 
+@pytest.mark.parametrize("integer", [False, True])
 @pytest.mark.parametrize("negative", [False, True])
-def test_tabu_search_tracks_gains_and_never_hurts(negative):
+def test_tabu_search_tracks_gains_and_never_hurts(negative, integer):
     A = random_graph(40, 0.3, seed=5, negative=negative)
+    if integer:  # weights in {1, 2, 3, 4} (times +-1): the bucket kernel
+        A = np.rint(2 * A)
     W = sp.csr_matrix(A)
+    assert (backend.integer_units(W) is not None) == integer
     rng = np.random.RandomState(0)
     start = rng.choice([-1.0, 1.0], size=40)
     out = backend.tabu_search(W, start, max_iter=500, seed=0)
@@ -352,25 +357,65 @@ def test_tabu_search_tracks_gains_and_never_hurts(negative):
     assert backend.cut_value(W, tabu) >= backend.cut_value(W, local)
 
 
-@pytest.mark.parametrize("negative", [False, True])
-def test_tabu_kernel_gain_bookkeeping_and_determinism(negative):
-    from sklearn_derand._sosp._kernels import tabu_kernel
+def _run_tabu_kernel(kernel, W, start, n_iter, seed=7):
+    from sklearn_derand._sosp import _kernels
 
-    W = sp.csr_matrix(random_graph(60, 0.2, seed=2, negative=negative))
-    start = np.random.RandomState(1).choice([-1.0, 1.0], size=60)
     tenures = np.array([2, 6], dtype=np.int64)
-    args = (W.indptr.astype(np.int64), W.indices.astype(np.int64), W.data)
-    best, gain = tabu_kernel(*args, start.copy(), 3000, tenures, 100, 7, 1e-9)
+    indptr, indices = W.indptr.astype(np.int64), W.indices.astype(np.int64)
+    args = (start.copy(), n_iter, tenures, 100, seed)
+    if kernel == "bucket":
+        units, unit = backend.integer_units(W)
+        return _kernels.tabu_bucket_kernel(indptr, indices, units, *args, unit)
+    return _kernels.tabu_kernel(indptr, indices, W.data, *args, 1e-9)
+
+
+@pytest.mark.parametrize("kernel", ["scan", "bucket"])
+@pytest.mark.parametrize("negative", [False, True])
+def test_tabu_kernel_gain_bookkeeping_and_determinism(negative, kernel):
+    A = random_graph(60, 0.2, seed=2, negative=negative)
+    # weights in {0.5, 1, 1.5, 2}: the bucket kernel works in units of 0.5
+    W = sp.csr_matrix(np.rint(2 * A) / 2 if kernel == "bucket" else A)
+    start = np.random.RandomState(1).choice([-1.0, 1.0], size=60)
+    best, gain = _run_tabu_kernel(kernel, W, start, 3000)
     # the incrementally tracked gain equals the recomputed cut difference
     assert gain == pytest.approx(
         backend.cut_value(W, best) - backend.cut_value(W, start), abs=1e-9
     )
     assert gain >= 0
-    again, _ = tabu_kernel(*args, start.copy(), 3000, tenures, 100, 7, 1e-9)
+    again, _ = _run_tabu_kernel(kernel, W, start, 3000)
     np.testing.assert_array_equal(best, again)
     # one flip changes at most one node, and only if it improves the cut
-    one, one_gain = tabu_kernel(*args, start.copy(), 1, tenures, 100, 7, 1e-9)
+    one, one_gain = _run_tabu_kernel(kernel, W, start, 1)
     assert np.sum(one != start) == (1 if one_gain > 0 else 0)
+
+
+@pytest.mark.parametrize("kernel", ["scan", "bucket"])
+@pytest.mark.parametrize("seed", range(3))
+def test_tabu_kernels_start_with_the_best_flip(seed, kernel):
+    rng = np.random.RandomState(seed)
+    A = np.triu(rng.randint(1, 16, size=(30, 30)) * (rng.rand(30, 30) < 0.3), 1)
+    W = sp.csr_matrix((A + A.T).astype(np.float64))
+    start = rng.choice([-1.0, 1.0], size=30)
+    best_flip = float(np.max(start * (W @ start)))
+    one, gain = _run_tabu_kernel(kernel, W, start, 1)
+    assert gain == max(best_flip, 0.0)
+    if best_flip > 0:
+        (flipped,) = np.flatnonzero(one != start)
+        assert start[flipped] * (W @ start)[flipped] == best_flip
+
+
+def test_integer_units_finds_the_weight_unit():
+    def units(data):
+        n = len(data)
+        W = sp.csr_matrix((np.array(data), (np.arange(n), np.arange(n)[::-1])))
+        found = backend.integer_units(W)
+        return None if found is None else (found[0].tolist(), found[1])
+
+    assert units([1.0, -1.0, 1.0]) == ([1, -1, 1], 1.0)
+    assert units([2.0, 4.0, 6.0]) == ([1, 2, 3], 2.0)
+    assert units([0.5, 1.0, -1.5]) == ([1, 2, -3], 0.5)
+    assert units([0.3, 0.7]) is None  # not multiples of one another
+    assert units([1.0, 100.0]) is None  # too many bucket moves per flip
 
 
 def test_default_finish_reaches_the_best_known_cut_of_G11():
@@ -397,3 +442,28 @@ def test_tabu_beats_one_flip_on_a_gset_graph():
     # the same rounding is finished by 1-flip, 100 tabu flips, the default
     assert one_flip.cut_value_ <= short.cut_value_ < tabu.cut_value_ <= best
     assert tabu.gap_ >= 0
+
+
+def test_expected_cut_closed_form_gradient_and_hessian_match_autograd():
+    A = random_graph(40, 0.3, seed=3, negative=True)
+    W = sp.csr_matrix(A)
+    V = backend.solve_sdp_mixing(W, 8, seed=0).V
+    edges = backend._Edges(W, V, "cpu")
+    a = torch.as_tensor(np.random.RandomState(0).normal(0, 0.8, (3, 40)))
+    a.requires_grad_(True)
+    fast = edges.expected_cut(a)
+    ref = edges.expected_cut_autograd(a)
+    np.testing.assert_allclose(fast.detach().numpy(), ref.detach().numpy())
+    (g_fast,) = torch.autograd.grad(fast.sum(), a, create_graph=True)
+    (g_ref,) = torch.autograd.grad(ref.sum(), a, create_graph=True)
+    np.testing.assert_allclose(g_fast.detach().numpy(), g_ref.detach().numpy())
+    # Hessian-vector products (the certificate) go through the same path
+    v = torch.as_tensor(np.random.RandomState(1).normal(size=(3, 40)))
+    (hv_fast,) = torch.autograd.grad((g_fast * v).sum(), a)
+    (hv_ref,) = torch.autograd.grad((g_ref * v).sum(), a)
+    np.testing.assert_allclose(hv_fast.numpy(), hv_ref.numpy(), atol=1e-12)
+    assert float(hv_fast.abs().max()) > 0
+    # the expected cut of sign-exact offsets is the cut itself
+    s = np.random.RandomState(2).choice([-1.0, 1.0], 40)
+    big = torch.as_tensor(40.0 * s)
+    assert float(edges.expected_cut(big)) == pytest.approx(backend.cut_value(W, s))

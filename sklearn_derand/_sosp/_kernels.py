@@ -18,6 +18,12 @@ phase from the best sides seen measured no better (99.71 % against 99.75 %
 of the best known cuts on G11-G21 and G51-G54, 3 seeds each). Randomness
 comes from a xorshift generator seeded by the caller, so a run is
 reproducible and touches no global random state.
+
+With integer weights (multiples of one unit) the gains are integers, and
+``tabu_bucket_kernel`` makes the same moves with the nodes kept in buckets by
+gain: a flip costs O(degree) bucket moves instead of the O(n) scan of
+``tabu_kernel`` (G12: 82 against 1206 ns per flip; G81, 20,000 nodes: 143
+against 29,741 ns).
 """
 
 import numpy as np
@@ -47,18 +53,6 @@ def _flip(i, s, gain, indptr, indices, data):
     return change
 
 
-@njit(cache=True, inline="always")
-def _offer(i, g, best_i, best_g, ties, tol, state):
-    """Running argmax with ties (within tol) broken uniformly at random."""
-    if g > best_g + tol:
-        return i, g, 1
-    if g > best_g - tol:
-        ties += 1
-        if _next(state) % uint64(ties) == 0:
-            return i, best_g, ties
-    return best_i, best_g, ties
-
-
 @njit(cache=True)
 def tabu_kernel(indptr, indices, data, s, max_iter, tenures, phase, seed, tol):
     """Tabu search from ``s`` (modified in place); return (best sides, gain)."""
@@ -84,15 +78,25 @@ def tabu_kernel(indptr, indices, data, s, max_iter, tenures, phase, seed, tol):
             tabu_until[:] = 0
         free_i, free_g, free_ties = -1, -np.inf, 0
         tabu_i, tabu_g, tabu_ties = -1, -np.inf, 0
+        # Running argmax of the free and of the tabu nodes, ties (within
+        # tol) broken uniformly at random. Written out for both rather than
+        # through a shared helper returning a tuple: numba compiled that form
+        # 8.6 times slower (6.2 s against 0.72 s for 625,000 flips on G1).
         for i in range(n):
+            g = gain[i]
             if tabu_until[i] > step:
-                tabu_i, tabu_g, tabu_ties = _offer(
-                    i, gain[i], tabu_i, tabu_g, tabu_ties, tol, state
-                )
-            else:
-                free_i, free_g, free_ties = _offer(
-                    i, gain[i], free_i, free_g, free_ties, tol, state
-                )
+                if g > tabu_g + tol:
+                    tabu_i, tabu_g, tabu_ties = i, g, 1
+                elif g > tabu_g - tol:
+                    tabu_ties += 1
+                    if _next(state) % uint64(tabu_ties) == 0:
+                        tabu_i = i
+            elif g > free_g + tol:
+                free_i, free_g, free_ties = i, g, 1
+            elif g > free_g - tol:
+                free_ties += 1
+                if _next(state) % uint64(free_ties) == 0:
+                    free_i = i
         i = free_i
         if tabu_i >= 0 and (
             free_i < 0 or (tabu_g > free_g and delta + tabu_g > best_delta + tol)
@@ -105,6 +109,141 @@ def tabu_kernel(indptr, indices, data, s, max_iter, tenures, phase, seed, tol):
             best_delta = delta
             best_s[:] = s
     return best_s, best_delta
+
+
+@njit(cache=True, inline="always")
+def _move(i, shift, bucket_of, elems, loc, start):
+    """Move node i by ``shift`` buckets, one boundary swap per bucket."""
+    b = bucket_of[i]
+    while shift > 0:
+        q = start[b + 1] - 1  # last slot of bucket b
+        other = elems[q]
+        p = loc[i]
+        elems[p] = other
+        loc[other] = p
+        elems[q] = i
+        loc[i] = q
+        start[b + 1] = q  # i is now the first of bucket b + 1
+        b += 1
+        shift -= 1
+    while shift < 0:
+        q = start[b]  # first slot of bucket b
+        other = elems[q]
+        p = loc[i]
+        elems[p] = other
+        loc[other] = p
+        elems[q] = i
+        loc[i] = q
+        start[b] = q + 1  # i is now the last of bucket b - 1
+        b -= 1
+        shift += 1
+    bucket_of[i] = b
+
+
+@njit(cache=True)
+def tabu_bucket_kernel(indptr, indices, units, s, max_iter, tenures, phase, seed, unit):
+    """Tabu search for integer weights ``unit * units`` (same moves and
+    random tie-breaking as :func:`tabu_kernel`) with gains kept in buckets:
+    a flip costs O(degree) bucket moves instead of an O(n) scan."""
+    n = s.shape[0]
+    state = np.empty(1, dtype=np.uint64)
+    state[0] = uint64(seed) * uint64(6364136223846793005) + uint64(1442695040888963407)
+    if state[0] == 0:
+        state[0] = uint64(88172645463325252)
+    gain = np.empty(n, dtype=np.int64)
+    reach = 0
+    for i in range(n):
+        acc = 0
+        total = 0
+        for p in range(indptr[i], indptr[i + 1]):
+            acc += units[p] * np.int64(s[indices[p]])
+            total += abs(units[p])
+        gain[i] = np.int64(s[i]) * acc
+        reach = max(reach, total)
+    n_buckets = 2 * reach + 1
+    # Counting sort of the nodes by bucket (gain + reach).
+    bucket_of = gain + reach
+    start = np.zeros(n_buckets + 1, dtype=np.int64)
+    for i in range(n):
+        start[bucket_of[i] + 1] += 1
+    for b in range(n_buckets):
+        start[b + 1] += start[b]
+    fill = start[:-1].copy()
+    elems = np.empty(n, dtype=np.int64)
+    loc = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        q = fill[bucket_of[i]]
+        elems[q] = i
+        loc[i] = q
+        fill[bucket_of[i]] += 1
+    top = n_buckets - 1
+    best_s = s.copy()
+    delta = 0
+    best_delta = 0
+    tabu_until = np.zeros(n, dtype=np.int64)
+    tenure = tenures[0]
+    for step in range(max_iter):
+        if step > 0 and step % phase == 0:
+            tenure = tenures[(step // phase) % tenures.shape[0]]
+            tabu_until[:] = 0
+        # Best free node: highest bucket holding one, uniform among them
+        # (a few random draws, then an exact count). Buckets above it hold
+        # tabu nodes only; the highest of them gives the aspiration move.
+        while start[top] == start[top + 1]:
+            top -= 1
+        free_i = -1
+        tabu_i = -1
+        b = top
+        while b >= 0 and free_i < 0:
+            lo, size = start[b], start[b + 1] - start[b]
+            if size == 0:
+                b -= 1
+                continue
+            for _ in range(8):
+                cand = elems[lo + np.int64(_next(state) % uint64(size))]
+                if tabu_until[cand] <= step:
+                    free_i = cand
+                    break
+            if free_i < 0:
+                count = 0
+                for q in range(lo, lo + size):
+                    if tabu_until[elems[q]] <= step:
+                        count += 1
+                if count > 0:
+                    pick = np.int64(_next(state) % uint64(count))
+                    for q in range(lo, lo + size):
+                        if tabu_until[elems[q]] <= step:
+                            if pick == 0:
+                                free_i = elems[q]
+                                break
+                            pick -= 1
+                elif tabu_i < 0:
+                    tabu_i = elems[lo + np.int64(_next(state) % uint64(size))]
+            b -= 1
+        i = free_i
+        if tabu_i >= 0 and (free_i < 0 or delta + gain[tabu_i] > best_delta):
+            i = tabu_i
+        si = np.int64(s[i])
+        for p in range(indptr[i], indptr[i + 1]):
+            j = indices[p]
+            change = -2 * np.int64(s[j]) * units[p] * si
+            gain[j] += change
+            _move(j, change, bucket_of, elems, loc, start)
+            if bucket_of[j] > top:
+                top = bucket_of[j]
+        g = gain[i]
+        delta += g
+        gain[i] = -g
+        _move(i, -2 * g, bucket_of, elems, loc, start)
+        if bucket_of[i] > top:
+            top = bucket_of[i]
+        s[i] = -s[i]
+        spread = max(tenure // 4, 2)
+        tabu_until[i] = step + tenure + 1 + np.int64(_next(state) % uint64(spread))
+        if delta > best_delta:
+            best_delta = delta
+            best_s[:] = s
+    return best_s, best_delta * unit
 
 
 @njit(cache=True)

@@ -45,6 +45,7 @@ __all__ = [
     "dual_upper_bound",
     "gw_expected_cut",
     "hyperplane_rounding",
+    "integer_units",
     "local_search",
     "solve_sdp_mixing",
     "tabu_search",
@@ -396,14 +397,68 @@ def local_search(W, sides, classes, max_passes=1000):
 TABU_TENURES = (1 / 30, 1 / 10, 1 / 6, 1 / 50, 1 / 8, 1 / 12, 1 / 20)
 
 
-def default_tabu_iter(n):
-    """Default number of tabu flips: ``min(2000 n, 5e8 / n)``.
+# Work of the default tabu search, in node visits of the scan kernel (about
+# 1.2 ns each here): 3e8 is about 0.4 s per graph. Over G1-G21 (3 seeds)
+# it averaged 99.93 % of the best known cuts, against 99.95 % for 5e8
+# (0.25 s more per graph) and 99.84 % for the scan kernel alone at 5e8.
+_TABU_WORK = 3e8
+# Flips per node at most (small graphs need far fewer than the work cap).
+_TABU_MAX_FLIPS_PER_NODE = 10_000
+# Bucket moves per unit of weight: above this the scan kernel is used.
+_MAX_BUCKET_UNITS = 16
 
-    A flip costs O(n) (the argmax), so this caps the work at about 5e8
-    node visits: about 0.9 s per graph on our machine (measured on 800 to
-    20,000 nodes in benchmarks/bench_maxcut.py).
+
+def integer_units(W):
+    """``(units, unit)`` with ``W.data == unit * units`` and ``units``
+    small integers (int64), or None when the weights are not such multiples
+    (then the tabu search scans for its moves).
+
+    The unit is the greatest common divisor of integer weights, or the
+    smallest |weight| when all weights are integer multiples of it.
     """
-    return int(max(min(2000 * n, 5e8 / max(n, 1)), 1))
+    w = np.abs(W.data[W.data != 0])
+    if w.size == 0 or not np.all(np.isfinite(w)):
+        return None
+    for unit in _candidate_units(w):
+        ratio = W.data / unit
+        units = np.rint(ratio)
+        if np.all(np.abs(ratio - units) <= 1e-9 * np.maximum(np.abs(units), 1.0)):
+            if np.abs(units).max() <= _MAX_BUCKET_UNITS:
+                return units.astype(np.int64), float(unit)
+            return None
+    return None
+
+
+def _candidate_units(w):
+    if np.all(w == np.rint(w)) and w.max() < 2**62:
+        yield float(np.gcd.reduce(w.astype(np.int64)))
+    yield float(w.min())
+
+
+def tabu_flip_cost(W, bucket):
+    """Cost of one tabu flip in scan-node visits: ``n`` for the scan
+    kernel; for the bucket kernel, measured as about ``10 * degree + 20``
+    (G12, degree 4: 82 ns; G14, degree 12: 153 ns; G1, degree 48: 649 ns,
+    against 1.2 ns per scanned node)."""
+    n = W.shape[0]
+    if not bucket:
+        return float(n)
+    return 10.0 * W.nnz / max(n, 1) + 20.0
+
+
+def default_tabu_iter(W, bucket=None):
+    """Default number of tabu flips: ``min(10000 n, 3e8 / cost)`` with
+    ``cost`` of :func:`tabu_flip_cost` (``n`` for the scan kernel), so the
+    search does about the same work, about 0.4 s here, on any graph.
+
+    ``bucket`` (default: whether the weights allow it) names the kernel.
+    """
+    W = sp.csr_matrix(W)
+    n = W.shape[0]
+    if bucket is None:
+        bucket = integer_units(W) is not None
+    cost = tabu_flip_cost(W, bucket)
+    return int(max(min(_TABU_MAX_FLIPS_PER_NODE * n, _TABU_WORK / cost), 1))
 
 
 def tabu_search(W, sides, *, max_iter=None, seed=0, phase=None):
@@ -415,46 +470,57 @@ def tabu_search(W, sides, *, max_iter=None, seed=0, phase=None):
     tabu for ``tenure + U{1..tenure/4}`` steps. The search runs in phases
     of ``phase`` steps (default ``100 n``), each with the next tenure of
     ``TABU_TENURES`` (times n) and a cleared tabu list.
-    Gains are updated along the flipped node's edges only, so a step costs
-    O(degree + n). ``max_iter`` defaults to :func:`default_tabu_iter`.
-    Compiled with numba; the result is never worse than ``sides``.
+    Gains are updated along the flipped node's edges only. With weights
+    that are small integer multiples of one unit (unweighted and +-1
+    graphs) the nodes are kept in buckets by gain and a step costs
+    O(degree); otherwise the best move is found by an O(n) scan.
+    ``max_iter`` defaults to :func:`default_tabu_iter`. Compiled with
+    numba; the result is never worse than ``sides``.
     """
-    from sklearn_derand._sosp._kernels import tabu_kernel
+    from sklearn_derand._sosp._kernels import tabu_bucket_kernel, tabu_kernel
 
     W = sp.csr_matrix(W, dtype=np.float64)
     n = W.shape[0]
     s = np.where(np.asarray(sides, dtype=np.float64) >= 0, 1.0, -1.0)
     if n == 0 or W.nnz == 0:
         return s
+    integer = integer_units(W)
     if max_iter is None:
-        max_iter = default_tabu_iter(n)
+        max_iter = default_tabu_iter(W, bucket=integer is not None)
     if phase is None:
         phase = 100 * n
     tenures = np.array([max(int(f * n), 1) for f in TABU_TENURES], dtype=np.int64)
-    tol = 1e-9 * float(np.abs(W.data).max())
-    best, _ = tabu_kernel(
-        W.indptr.astype(np.int64),
-        W.indices.astype(np.int64),
-        W.data,
-        s,
-        int(max_iter),
-        tenures,
-        int(max(phase, 1)),
-        int(seed) % (2**63),
-        tol,
-    )
+    indptr, indices = W.indptr.astype(np.int64), W.indices.astype(np.int64)
+    common = (s, int(max_iter), tenures, int(max(phase, 1)), int(seed) % (2**63))
+    if integer is not None:
+        units, unit = integer
+        best, _ = tabu_bucket_kernel(indptr, indices, units, *common, unit)
+    else:
+        tol = 1e-9 * float(np.abs(W.data).max())
+        best, _ = tabu_kernel(indptr, indices, W.data, *common, tol)
     return best
 
 
 _FLOAT32_EDGES = 200_000
 
 
+# |rho| band edges of Genz's rules in FixedCorrelationBVN.
+_RHO_BANDS = (0.3, 0.75, 0.925)
+
+
 class _Edges:
-    """Edge arrays and SDP correlations as tensors."""
+    """Edge arrays and SDP correlations as tensors.
+
+    The edges are ordered by the |correlation| band of the bivariate normal
+    rule that evaluates them, so each band is a contiguous slice (a view,
+    not a gather, at every evaluation). The order does not change any cut.
+    """
 
     def __init__(self, W, V, device, dtype=None):
         rows, cols, w = upper_edges(W)
         rho = edge_correlations(V, rows, cols)
+        order = np.argsort(np.searchsorted(_RHO_BANDS, np.abs(rho), side="right"))
+        rows, cols, w, rho = rows[order], cols[order], w[order], rho[order]
         if dtype is None:
             # Large graphs round in float32 (half the memory traffic); the
             # cut of the final signs is computed exactly anyway.
@@ -472,10 +538,52 @@ class _Edges:
         self.scale = max(float(np.abs(w).sum()) / max(V.shape[0], 1), 1e-300)
 
     def expected_cut(self, a, rho=None):
-        """Expected cut for offsets a of shape (n,) or (restarts, n)."""
+        """Expected cut for offsets a of shape (n,) or (restarts, n).
+
+        With the SDP correlations (``rho=None``) the gradient is the closed
+        form of :meth:`FixedCorrelationBVN.disagreement_and_partials`,
+        computed in the same pass as the value (no autograd graph through
+        the quadrature); second derivatives, when asked for, go through the
+        autograd form.
+        """
+        if rho is None:
+            return _ExpectedCut.apply(a, self)
+        return self.expected_cut_autograd(a, rho)
+
+    def expected_cut_autograd(self, a, rho=None):
+        """The same value, differentiated by autograd (the reference form)."""
         rho = self.bvn if rho is None else rho
         p = sign_disagreement_probability(a[..., self.I], a[..., self.J], rho)
         return (self.w * p).sum(-1)
+
+
+class _ExpectedCut(torch.autograd.Function):
+    """Expected cut with its closed-form gradient, from one pass over the
+    edges: about 4 times cheaper per rounding step than autograd through
+    the quadrature. A backward that must itself be differentiable
+    (Hessian-vector products of the certificate) recomputes the autograd
+    form from the saved input."""
+
+    @staticmethod
+    def forward(ctx, a, edges):
+        p, d_i, d_j = edges.bvn.disagreement_and_partials(
+            a[..., edges.I], a[..., edges.J]
+        )
+        grad = torch.zeros_like(a)
+        grad.index_add_(-1, edges.I, edges.w * d_i)
+        grad.index_add_(-1, edges.J, edges.w * d_j)
+        ctx.save_for_backward(a, grad)
+        ctx.edges = edges
+        return (edges.w * p).sum(-1)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        a, grad = ctx.saved_tensors
+        if torch.is_grad_enabled():
+            value = ctx.edges.expected_cut_autograd(a)
+            (g,) = torch.autograd.grad(value, a, grad_out, create_graph=True)
+            return g, None
+        return grad_out[..., None] * grad, None
 
 
 @dataclass
@@ -500,7 +608,7 @@ def derandomized_rounding(
     solver="adam",
     lr=None,
     init_scale=1e-3,
-    tol=1e-5,
+    tol=1e-4,
     n_iter_no_change=20,
     n_init=1,
     seed=0,
@@ -521,7 +629,9 @@ def derandomized_rounding(
     expected cut are deterministic cuts, so the sides ``sign(a)`` at the end
     cut (almost exactly) the final expected weight. Stops at a certified
     SOSP, or when the expected cut improved by less than ``tol`` (relative)
-    over ``n_iter_no_change`` iterations.
+    over ``n_iter_no_change`` iterations (``tol=1e-4`` against 1e-5 took
+    25 % fewer iterations on G1-G21, 208 against 276 on average, for a
+    total rounded cut 0.008 % lower).
 
     ``n_init`` restarts from independent random hyperplanes run together
     (the objective is their sum, so each evolves as it would alone); the

@@ -260,8 +260,8 @@ class FixedCorrelationBVN:
         self.bands = []
         abs_r = r.abs()
         for m, lo_r, hi_r in ((6, 0.0, 0.3), (12, 0.3, 0.75), (20, 0.75, 0.925)):
-            idx = torch.nonzero((abs_r >= lo_r) & (abs_r < hi_r)).ravel()
-            if idx.numel() == 0:
+            idx = _index_or_slice((abs_r >= lo_r) & (abs_r < hi_r))
+            if idx is None:
                 continue
             x, w = (torch.as_tensor(v, dtype=r.dtype, device=r.device) for v in _GL[m])
             asr = torch.asin(r[idx])
@@ -269,8 +269,14 @@ class FixedCorrelationBVN:
             inv = 1.0 / (1.0 - sn * sn)
             scale = w * (asr / (2.0 * _TWO_PI))[:, None]
             self.bands.append((idx, sn * inv, inv, scale))
-        self.high = torch.nonzero(abs_r >= 0.925).ravel()
-        if self.high.numel():
+        # sqrt(1 - r^2) for the closed-form derivatives, with |r| < 1 kept in
+        # the working precision (1 - 1e-15 is 1.0 in float32).
+        margin = 4.0 * torch.finfo(r.dtype).eps
+        rc = r.clamp(-1.0 + margin, 1.0 - margin)
+        self.r_clamped = rc
+        self.inv_s = 1.0 / torch.sqrt((1.0 - rc) * (1.0 + rc))
+        self.high = _index_or_slice(abs_r >= 0.925)
+        if self.high is not None:
             rh = r[self.high]
             inner = rh.abs() < 1.0
             a_s = (1.0 - rh) * (1.0 + rh)
@@ -291,7 +297,7 @@ class FixedCorrelationBVN:
             hs = ((hb * hb + kb * kb) / 2.0)[..., None]
             integrand = torch.exp(sn_inv * (hb * kb)[..., None] - hs * inv)
             out[..., idx] = (integrand * scale).sum(-1) + phi(-hb) * phi(-kb)
-        if self.high.numel():
+        if self.high is not None:
             out[..., self.high] = self._upper_high(h[..., self.high], k[..., self.high])
         return out.clamp_(0.0, 1.0)
 
@@ -321,6 +327,42 @@ class FixedCorrelationBVN:
         k = k.clamp(-40.0, 40.0)
         return _FixedBVNFunction.apply(h, k, self)
 
+    def partials(self, h, k):
+        """dPhi2/dh and dPhi2/dk: ``phi(h) Phi((k - r h) / sqrt(1 - r^2))``
+        and its mirror image (torch operations, so differentiable again)."""
+        rc, inv_s = self.r_clamped, self.inv_s
+        dh = norm_pdf(h) * norm_cdf((k - rc * h) * inv_s)
+        dk = norm_pdf(k) * norm_cdf((h - rc * k) * inv_s)
+        return dh, dk
+
+    def disagreement_and_partials(self, a_i, a_j):
+        """``P[sign(X + a_i) != sign(Y + a_j)]`` and its two partial
+        derivatives, in one pass and without autograd.
+
+        ``P = Phi(a_i) + Phi(a_j) - 2 Phi2(a_i, a_j; r)``, so
+        ``dP/da_i = phi(a_i) (1 - 2 Phi((a_j - r a_i) / sqrt(1 - r^2)))``:
+        the derivatives need no quadrature. Same values as
+        :func:`sign_disagreement_probability`, for objectives that supply
+        their own gradient.
+        """
+        with torch.no_grad():
+            a_i = a_i.clamp(-40.0, 40.0)
+            a_j = a_j.clamp(-40.0, 40.0)
+            both = self._upper(-a_i, -a_j)
+            p = norm_cdf(a_i) + norm_cdf(a_j) - 2.0 * both
+            d_i, d_j = self.partials(a_i, a_j)
+            return p, norm_pdf(a_i) - 2.0 * d_i, norm_pdf(a_j) - 2.0 * d_j
+
+
+def _index_or_slice(mask):
+    """Positions where ``mask`` holds: a slice when they are contiguous (a
+    view, no gather), an index tensor otherwise, None when there are none."""
+    idx = torch.nonzero(mask).ravel()
+    if idx.numel() == 0:
+        return None
+    lo, hi = int(idx[0]), int(idx[-1]) + 1
+    return slice(lo, hi) if hi - lo == idx.numel() else idx
+
 
 class _FixedBVNFunction(torch.autograd.Function):
     @staticmethod
@@ -332,16 +374,8 @@ class _FixedBVNFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         h, k = ctx.saved_tensors
-        r = ctx.bvn.r
-        grad_h, grad_k, _ = _BivariateNormalCDF.backward(_SavedInputs(h, k, r), grad)
-        return grad_h, grad_k, None
-
-
-class _SavedInputs:
-    """Stand-in ctx carrying (h, k, r) for the shared closed-form backward."""
-
-    def __init__(self, h, k, r):
-        self.saved_tensors = (h, k, r)
+        dh, dk = ctx.bvn.partials(h, k)
+        return grad * dh, grad * dk, None
 
 
 def sign_disagreement_probability(a_i, a_j, r):
