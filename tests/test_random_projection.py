@@ -50,10 +50,13 @@ def test_starts_from_the_gaussian_projection_and_never_does_worse(digits):
     for seed in range(3):
         gauss = GaussianRandomProjection(16, random_state=seed).fit(digits)
         with pytest.warns(ConvergenceWarning):
-            start = DerandomizedJLProjector(16, random_state=seed, max_iter=1)
+            start = DerandomizedJLProjector(
+                16, init="gaussian", random_state=seed, max_iter=1
+            )
             start.fit(digits)
         np.testing.assert_array_equal(start.components_, gauss.components_)
-        ours = DerandomizedJLProjector(16, random_state=seed).fit(digits)
+        ours = DerandomizedJLProjector(16, init="gaussian", random_state=seed)
+        ours.fit(digits)
         assert ours.distortion_ == pytest.approx(
             max_pairwise_distortion(digits, ours.transform(digits))
         )
@@ -80,6 +83,47 @@ def _ratio_range(X, E):
     de = ((E[:, None] - E[None]) ** 2).sum(-1)[iu]
     r = de[dx > 0] / dx[dx > 0]
     return r.min(), r.max()
+
+
+def test_pca_start_is_rescaled_pca_and_best_start_is_never_worse(digits):
+    k = 12
+    lo, hi = _ratio_range(digits, PCA(k).fit(digits).transform(digits))
+    pca_rescaled = (hi - lo) / (hi + lo)
+    gauss = GaussianRandomProjection(k, random_state=0).fit(digits)
+    with pytest.warns(ConvergenceWarning):
+        start = DerandomizedJLProjector(k, init="pca", max_iter=1, random_state=0)
+        start.fit(digits)
+    # one iteration keeps the start: PCA times its best single factor ...
+    assert start.distortion_ == pytest.approx(pca_rescaled, rel=1e-5)
+    s_lo, s_hi = _ratio_range(digits, start.transform(digits))
+    assert s_lo + s_hi == pytest.approx(2.0, rel=1e-5)
+    # ... and off the span of the data, the Gaussian matrix sklearn draws
+    Xc = digits - digits.mean(axis=0)
+    _, S, Vt = np.linalg.svd(Xc)
+    null = Vt[np.sum(S > 1e-8 * S[0]) :]
+    assert null.shape[0] > 0
+    np.testing.assert_allclose(
+        start.components_ @ null.T, gauss.components_ @ null.T, atol=1e-9
+    )
+    learned = DerandomizedJLProjector(k, init="pca", random_state=0).fit(digits)
+    assert learned.distortion_ < 0.9 * pca_rescaled
+    best = DerandomizedJLProjector(k, init="best", random_state=0).fit(digits)
+    gaussian_start = _gaussian_distortion(digits, k, 0)
+    assert pca_rescaled < gaussian_start  # so "best" starts from PCA here
+    np.testing.assert_array_equal(best.components_, learned.components_)
+    # "best" starts from whichever start preserves the training pairs better
+    rng = np.random.RandomState(0)
+    for X, k in [(digits, 40), (rng.randn(40, 60), 30)]:
+        starts = {}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            for init in ("gaussian", "pca", "best"):
+                est = DerandomizedJLProjector(k, init=init, max_iter=1, random_state=0)
+                starts[init] = est.fit(X)
+        winner = min(("gaussian", "pca"), key=lambda i: starts[i].distortion_)
+        np.testing.assert_array_equal(
+            starts["best"].components_, starts[winner].components_
+        )
 
 
 def test_same_seed_same_components_different_seed_different(digits):

@@ -163,9 +163,18 @@ class DistortionProblem:
         order = np.argsort(-worst, kind="stable")[:rows_out]
         return value, self.fit_idx[order]
 
-    def pca_distortion(self, k, chunk=512):
+    def pca_distortion(self, k):
         """Max distortion over fitted pairs of PCA to k components, rescaled
         by its best single factor: (b - a) / (b + a) for ratios in [a, b].
+        """
+        lo, hi = self.pca_ratio_range(k)
+        if hi == 0.0:
+            return 0.0 if lo == math.inf else 1.0
+        return (hi - lo) / (hi + lo)
+
+    def pca_ratio_range(self, k, chunk=512):
+        """Smallest and largest ratio ``||Yk_i - Yk_j||^2 / ||Y_i - Y_j||^2``
+        over the fitted pairs, Yk the first k principal components.
 
         The row-space coordinates are principal components, sorted.
         """
@@ -185,9 +194,7 @@ class DistortionProblem:
             if ok.any():
                 ratio = Dk[ok] / D[ok]
                 lo, hi = min(lo, float(ratio.min())), max(hi, float(ratio.max()))
-        if hi == 0.0:
-            return 0.0 if lo == math.inf else 1.0
-        return (hi - lo) / (hi + lo)
+        return lo, hi
 
     def _max_over(self, P, rows, cols, chunk=512):
         """Max |distortion| of pairs rows x cols, and the max per row."""
@@ -230,20 +237,37 @@ class JLResult:
     distortion_curve: list = field(default_factory=list, repr=False)
 
 
+def _on_row_space(problem, A0):
+    """A0 restricted to the row space: B = A0 V (k x r); for the Gram
+    reduction V = X^T coef, so B = (X A0^T)^T coef."""
+    kind, basis = problem._basis
+    if kind == "V":
+        return A0 @ basis
+    return np.asarray(problem.X @ A0.T).T @ basis
+
+
 def _isometry_on_row_space(problem, A0):
     """Exact zero-distortion map when k >= rank: replace A0 on the row space
     by the nearest isometry (polar factor of A0 V), keep it elsewhere."""
-    kind, basis = problem._basis
-    # A0 restricted to the row space: B = A0 V (k x r); for the Gram
-    # reduction V = X^T coef, so B = (X A0^T)^T coef.
-    if kind == "V":
-        B = A0 @ basis
-    else:
-        B = np.asarray(problem.X @ A0.T).T @ basis
+    B = _on_row_space(problem, A0)
     U, _, Wt = np.linalg.svd(B, full_matrices=False)
     # A = A0 + (Q - B) V^T maps the row space isometrically (Q orthonormal
     # columns, the polar factor of B: the smallest change to A0).
     return problem.components(A0, U @ Wt - B)
+
+
+def pca_start(problem, A0):
+    """Row-space coefficients C making ``A0 + C V^T`` the first k principal
+    directions times the factor that best centres their pair ratios, and
+    the max training distortion of that projection (``(b - a) / (b + a)``
+    for ratios in [a, b]). Off the row space the matrix stays A0."""
+    k, r = A0.shape[0], problem.rank
+    lo, hi = problem.pca_ratio_range(k)
+    scale = math.sqrt(2.0 / (lo + hi)) if hi > 0.0 else 1.0
+    E = np.zeros((k, r))
+    E[np.arange(min(k, r)), np.arange(min(k, r))] = scale
+    distortion = (hi - lo) / (hi + lo) if hi > 0.0 else 1.0
+    return E - _on_row_space(problem, A0), distortion
 
 
 def fit_projection(
@@ -251,6 +275,7 @@ def fit_projection(
     A0,
     *,
     method="direct",
+    init="gaussian",
     alpha=1.0,
     eps=0.1,
     max_iter=500,
@@ -266,9 +291,12 @@ def fit_projection(
 ):
     """Learn a projection starting from the Gaussian matrix ``A0`` (k x d).
 
-    ``target``: stop as soon as the max training distortion is at or below
-    it (used by the search for the smallest n_components). Returns a
-    :class:`JLResult`.
+    ``init`` (``"direct"`` only): start from A0 (``"gaussian"``), from the
+    rescaled principal directions of :func:`pca_start` (``"pca"``), or from
+    whichever of the two has the lower max training distortion
+    (``"best"``); A0 is kept off the row space either way. ``target``: stop
+    as soon as the max training distortion is at or below it (used by the
+    search for the smallest n_components). Returns a :class:`JLResult`.
     """
     k = A0.shape[0]
     device = problem.device
@@ -306,11 +334,17 @@ def fit_projection(
     P0 = P0 - P0.mean(0)  # translation does not change distances
     Y = problem.Yt
     if method == "direct":
+        C0 = None
+        if init != "gaussian":
+            C0, pca_max = pca_start(problem, A0)
+            if init == "best" and problem.all_pairs_max(P0) <= pca_max:
+                C0 = None
         return _fit_direct(
             problem,
             A0,
             P0,
             Y,
+            C0=C0,
             alpha=alpha,
             max_iter=max_iter,
             tol=tol,
@@ -390,6 +424,7 @@ def _fit_direct(
     P0,
     Y,
     *,
+    C0=None,
     alpha,
     max_iter,
     tol,
@@ -409,7 +444,10 @@ def _fit_direct(
     The best iterate is chosen on the exact (or validation) max distortion.
     """
     k = A0.shape[0]
-    C = torch.zeros(k, problem.rank, **opts)
+    if C0 is None:
+        C = torch.zeros(k, problem.rank, **opts)
+    else:
+        C = torch.as_tensor(C0, **opts)
     state = {"train_max": math.inf}
     loss_curve = []
     distortion_curve = []

@@ -187,16 +187,28 @@ class _LBFGSMemory:
 
 
 def _armijo(fun, x, f0, g, direction, t, c1=1e-4, max_halvings=40):
-    """Backtracking line search; returns the accepted point (x if none)."""
+    """Backtracking line search; returns the accepted point (x if none) and
+    ``(value, gradient)`` there when the first trial was accepted (else
+    None).
+
+    The first trial, nearly always accepted by L-BFGS, is evaluated with its
+    gradient, which the next iteration needs at exactly that point: one
+    objective evaluation per iteration instead of two. Backtracking trials
+    are evaluated without gradients.
+    """
     slope = float(torch.dot(g, direction))
+    candidate = x + t * direction
+    value, grad = _value_and_grad(fun, candidate)
+    if math.isfinite(float(value)) and float(value) <= f0 + c1 * t * slope:
+        return candidate, (value, grad)
     with torch.no_grad():
-        for _ in range(max_halvings):
+        for _ in range(max_halvings - 1):
+            t *= 0.5
             candidate = x + t * direction
             value = float(fun(candidate))
             if math.isfinite(value) and value <= f0 + c1 * t * slope:
-                return candidate
-            t *= 0.5
-    return x
+                return candidate, None
+    return x, None
 
 
 def _nan_if_none(value):
@@ -355,9 +367,13 @@ def minimize(
     cert = None
     cert_at_x = False
     it = 0
+    accepted = None  # (point, value, gradient) from the line search
     while it < max_iter:
         if flat_stochastic is None:
-            f, g = _value_and_grad(flat_fun, x)
+            if accepted is not None and accepted[0] is x:
+                f, g = accepted[1], accepted[2]
+            else:
+                f, g = _value_and_grad(flat_fun, x)
             n_grad += 1
             full_g = g
         else:
@@ -431,7 +447,8 @@ def minimize(
             else:
                 t0 = 1.0
             prev_x, prev_g = x, g
-            x_new = _armijo(flat_fun, x, loss, g, direction, t0)
+            x_new, at_new = _armijo(flat_fun, x, loss, g, direction, t0)
+            accepted = None if at_new is None else (x_new, *at_new)
             if x_new is x:
                 # No decrease along a descent direction: numerically stuck.
                 message = "line search failed (no further decrease possible)"
