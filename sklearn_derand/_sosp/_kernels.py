@@ -40,6 +40,24 @@ def _next(state):
     return x
 
 
+@njit(cache=True)
+def _seeded(seed):
+    """State of the xorshift generator for ``seed`` (never zero)."""
+    state = np.empty(1, dtype=np.uint64)
+    state[0] = uint64(seed) * uint64(6364136223846793005) + uint64(1442695040888963407)
+    if state[0] == 0:
+        state[0] = uint64(88172645463325252)
+    return state
+
+
+@njit(cache=True, inline="always")
+def _tabu_until(step, tenure, state):
+    """Last step at which a node flipped now stays tabu, plus one:
+    ``step + tenure + U{1..max(tenure / 4, 2)}``."""
+    spread = max(tenure // 4, 2)
+    return step + tenure + 1 + np.int64(_next(state) % uint64(spread))
+
+
 @njit(cache=True, inline="always")
 def _flip(i, s, gain, indptr, indices, data):
     """Flip node i, update the gains of its neighbours; return the cut change."""
@@ -57,10 +75,7 @@ def _flip(i, s, gain, indptr, indices, data):
 def tabu_kernel(indptr, indices, data, s, max_iter, tenures, phase, seed, tol):
     """Tabu search from ``s`` (modified in place); return (best sides, gain)."""
     n = s.shape[0]
-    state = np.empty(1, dtype=np.uint64)
-    state[0] = uint64(seed) * uint64(6364136223846793005) + uint64(1442695040888963407)
-    if state[0] == 0:
-        state[0] = uint64(88172645463325252)
+    state = _seeded(seed)
     gain = np.empty(n)
     for i in range(n):
         acc = 0.0
@@ -103,8 +118,7 @@ def tabu_kernel(indptr, indices, data, s, max_iter, tenures, phase, seed, tol):
         ):
             i = tabu_i
         delta += _flip(i, s, gain, indptr, indices, data)
-        spread = max(tenure // 4, 2)
-        tabu_until[i] = step + tenure + 1 + np.int64(_next(state) % uint64(spread))
+        tabu_until[i] = _tabu_until(step, tenure, state)
         if delta > best_delta + tol:
             best_delta = delta
             best_s[:] = s
@@ -146,10 +160,7 @@ def tabu_bucket_kernel(indptr, indices, units, s, max_iter, tenures, phase, seed
     random tie-breaking as :func:`tabu_kernel`) with gains kept in buckets:
     a flip costs O(degree) bucket moves instead of an O(n) scan."""
     n = s.shape[0]
-    state = np.empty(1, dtype=np.uint64)
-    state[0] = uint64(seed) * uint64(6364136223846793005) + uint64(1442695040888963407)
-    if state[0] == 0:
-        state[0] = uint64(88172645463325252)
+    state = _seeded(seed)
     gain = np.empty(n, dtype=np.int64)
     reach = 0
     for i in range(n):
@@ -238,8 +249,7 @@ def tabu_bucket_kernel(indptr, indices, units, s, max_iter, tenures, phase, seed
         if bucket_of[i] > top:
             top = bucket_of[i]
         s[i] = -s[i]
-        spread = max(tenure // 4, 2)
-        tabu_until[i] = step + tenure + 1 + np.int64(_next(state) % uint64(spread))
+        tabu_until[i] = _tabu_until(step, tenure, state)
         if delta > best_delta:
             best_delta = delta
             best_s[:] = s
