@@ -167,10 +167,7 @@ class DistortionProblem:
         """Max distortion over fitted pairs of PCA to k components, rescaled
         by its best single factor: (b - a) / (b + a) for ratios in [a, b].
         """
-        lo, hi = self.pca_ratio_range(k)
-        if hi == 0.0:
-            return 0.0 if lo == math.inf else 1.0
-        return (hi - lo) / (hi + lo)
+        return _rescaled_distortion(*self.pca_ratio_range(k))
 
     def pca_ratio_range(self, k, chunk=512):
         """Smallest and largest ratio ``||Yk_i - Yk_j||^2 / ||Y_i - Y_j||^2``
@@ -266,8 +263,15 @@ def pca_start(problem, A0):
     scale = math.sqrt(2.0 / (lo + hi)) if hi > 0.0 else 1.0
     E = np.zeros((k, r))
     E[np.arange(min(k, r)), np.arange(min(k, r))] = scale
-    distortion = (hi - lo) / (hi + lo) if hi > 0.0 else 1.0
-    return E - _on_row_space(problem, A0), distortion
+    return E - _on_row_space(problem, A0), _rescaled_distortion(lo, hi)
+
+
+def _rescaled_distortion(lo, hi):
+    """Max distortion of pair ratios in [lo, hi] after the best single
+    rescaling: (hi - lo) / (hi + lo); 0 without pairs, 1 if all collapse."""
+    if hi == 0.0:
+        return 0.0 if lo == math.inf else 1.0
+    return (hi - lo) / (hi + lo)
 
 
 def fit_projection(

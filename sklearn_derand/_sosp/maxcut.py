@@ -559,10 +559,10 @@ class _Edges:
 
 class _ExpectedCut(torch.autograd.Function):
     """Expected cut with its closed-form gradient, from one pass over the
-    edges: about 4 times cheaper per rounding step than autograd through
-    the quadrature. A backward that must itself be differentiable
-    (Hessian-vector products of the certificate) recomputes the autograd
-    form from the saved input."""
+    edges (G1: 1.9 ms per rounding step, against 2.6 ms with autograd
+    through the quadrature and the bands gathered). A backward that must
+    itself be differentiable (Hessian-vector products of the certificate)
+    recomputes the autograd form from the saved input."""
 
     @staticmethod
     def forward(ctx, a, edges):

@@ -200,15 +200,27 @@ class _BivariateNormalCDF(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         h, k, r = ctx.saved_tensors
-        # Keep |r| < 1 in the working precision (1 - 1e-15 is 1.0 in float32).
-        margin = 4.0 * torch.finfo(r.dtype).eps
-        rc = r.clamp(-1.0 + margin, 1.0 - margin)
-        s = torch.sqrt((1.0 - rc) * (1.0 + rc))
-        dh = norm_pdf(h) * norm_cdf((k - rc * h) / s)
-        dk = norm_pdf(k) * norm_cdf((h - rc * k) / s)
-        q = (h * h - 2.0 * rc * h * k + k * k) / (2.0 * s * s)
-        dr = torch.exp(-q) / (_TWO_PI * s)
+        rc, inv_s = _clamped_correlation(r)
+        dh, dk = _phi2_partials(h, k, rc, inv_s)
+        q = (h * h - 2.0 * rc * h * k + k * k) * (0.5 * inv_s * inv_s)
+        dr = torch.exp(-q) * inv_s / _TWO_PI
         return grad * dh, grad * dk, grad * dr
+
+
+def _clamped_correlation(r):
+    """r with |r| < 1 kept in the working precision (1 - 1e-15 is 1.0 in
+    float32), and 1 / sqrt(1 - r^2)."""
+    margin = 4.0 * torch.finfo(r.dtype).eps
+    rc = r.clamp(-1.0 + margin, 1.0 - margin)
+    return rc, 1.0 / torch.sqrt((1.0 - rc) * (1.0 + rc))
+
+
+def _phi2_partials(h, k, rc, inv_s):
+    """dPhi2/dh = phi(h) Phi((k - r h) / sqrt(1 - r^2)) and its mirror
+    image dPhi2/dk (torch operations, so differentiable again)."""
+    dh = norm_pdf(h) * norm_cdf((k - rc * h) * inv_s)
+    dk = norm_pdf(k) * norm_cdf((h - rc * k) * inv_s)
+    return dh, dk
 
 
 def bivariate_normal_cdf(h, k, r):
@@ -269,12 +281,8 @@ class FixedCorrelationBVN:
             inv = 1.0 / (1.0 - sn * sn)
             scale = w * (asr / (2.0 * _TWO_PI))[:, None]
             self.bands.append((idx, sn * inv, inv, scale))
-        # sqrt(1 - r^2) for the closed-form derivatives, with |r| < 1 kept in
-        # the working precision (1 - 1e-15 is 1.0 in float32).
-        margin = 4.0 * torch.finfo(r.dtype).eps
-        rc = r.clamp(-1.0 + margin, 1.0 - margin)
-        self.r_clamped = rc
-        self.inv_s = 1.0 / torch.sqrt((1.0 - rc) * (1.0 + rc))
+        # For the closed-form derivatives, computed once.
+        self.r_clamped, self.inv_s = _clamped_correlation(r)
         self.high = _index_or_slice(abs_r >= 0.925)
         if self.high is not None:
             rh = r[self.high]
@@ -328,12 +336,8 @@ class FixedCorrelationBVN:
         return _FixedBVNFunction.apply(h, k, self)
 
     def partials(self, h, k):
-        """dPhi2/dh and dPhi2/dk: ``phi(h) Phi((k - r h) / sqrt(1 - r^2))``
-        and its mirror image (torch operations, so differentiable again)."""
-        rc, inv_s = self.r_clamped, self.inv_s
-        dh = norm_pdf(h) * norm_cdf((k - rc * h) * inv_s)
-        dk = norm_pdf(k) * norm_cdf((h - rc * k) * inv_s)
-        return dh, dk
+        """dPhi2/dh and dPhi2/dk with the fixed r (differentiable again)."""
+        return _phi2_partials(h, k, self.r_clamped, self.inv_s)
 
     def disagreement_and_partials(self, a_i, a_j):
         """``P[sign(X + a_i) != sign(Y + a_j)]`` and its two partial
