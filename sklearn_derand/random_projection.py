@@ -180,8 +180,9 @@ class DerandomizedJLProjector(
         on the training pairs than its start. Off the span of the training
         data the matrix is the Gaussian draw in every case. In
         ``benchmarks/bench_jl.py`` the PCA start (which ``"best"`` picks on
-        every case there) gives lower distortions than the Gaussian one,
-        on training and on held-out points.
+        every case there) gives lower training distortions than the
+        Gaussian one, and lower held-out ones in every case but one (1000
+        Gaussian points with ``early_stopping``: 0.791 against 0.725).
     alpha : float, default=1.0
         Regularisation strength (the paper's lambda). For ``"derandomize"``,
         the penalty on the sampler's noise variance ``sigma^2``; for
