@@ -97,7 +97,7 @@ def training_case(name, X, k, seeds, methods):
     row(f"GaussianRandomProjection best of {seeds} seeds", best)
     row(
         "PCA, rescaled by its best factor",
-        pairs.pca_rescaled(PCA(k).fit_transform(pairs.X)),
+        pairs.pca_rescaled(PCA(k, svd_solver="full").fit_transform(pairs.X)),
     )
     for label, est in methods:
         est, seconds = fit(est, X)
@@ -126,7 +126,7 @@ def held_out_case(name, X, k, seeds, rng):
         values.append(pairs.distortion(G.transform(X)))
     row(f"GaussianRandomProjection best of {seeds} seeds", min(values))
     row(f"GaussianRandomProjection median of {seeds} seeds", float(np.median(values)))
-    pca = PCA(k).fit(X[train])
+    pca = PCA(k, svd_solver="full").fit(X[train])
     row(
         "PCA fit on train, rescaled by best factor",
         pairs.pca_rescaled(pca.transform(X)),
