@@ -3,6 +3,7 @@
 import math
 import threading
 
+import numba
 import numpy as np
 import pytest
 import torch
@@ -63,15 +64,26 @@ def test_value_gradient_and_hvp_equal_autograd(p, n):
     np.testing.assert_allclose(h1, h2, rtol=1e-8, atol=1e-11 * np.abs(h2).max())
 
 
-def test_compiled_and_torch_paths_give_the_same_backward():
+@pytest.mark.parametrize("hint", [None, 1.0, 1e-3, 1e3])
+def test_compiled_and_torch_paths_give_the_same_backward(hint):
+    """The fused value-and-gradient pass scales its powers by the last max
+    |delta| (``scale_hint``); far from the new max it is redone."""
     problem, P = _problem(25, 5, seed=3)
+    inv_sym = problem.inv_sym
     grads = []
-    for inv_sym in (problem.inv_sym, None):  # None: the torch (GPU) path
-        problem.inv_sym = inv_sym
+    for compiled in (True, False):  # False: the torch (GPU) path
+        problem.inv_sym = inv_sym if compiled else None
+        problem.scale_hint = hint
         x = P.clone().requires_grad_(True)
         value, top = _DirectObjective.apply(x, problem, 32.0, 1.0)
         value.backward()
         grads.append((float(value), float(top), x.grad.numpy()))
+        if compiled:
+            assert problem.scale_hint == float(top)  # kept for the next call
+        with torch.no_grad():  # value only: the separate value kernel
+            assert float(_DirectObjective.apply(P, problem, 32.0, 1.0)[0]) == (
+                pytest.approx(float(value), rel=1e-12)
+            )
     (v1, t1, g1), (v2, t2, g2) = grads
     assert (v1, t1) == pytest.approx((v2, t2), rel=1e-12)
     np.testing.assert_allclose(g1, g2, rtol=1e-9, atol=1e-13)
@@ -97,22 +109,36 @@ def test_max_and_ratio_range_equal_brute_force():
     assert (lo, hi) == (math.inf, 0.0)
 
 
-def test_threads_use_the_serial_build_and_agree_with_the_parallel_one():
-    problem, P = _problem(40, 6, seed=7)
+@pytest.mark.parametrize("thread_safe", [True, False])
+def test_worker_threads_get_the_main_thread_result(thread_safe, monkeypatch):
+    """With a thread-safe numba layer, threads run the parallel build on one
+    thread: bit-for-bit the main thread's result. Under "workqueue" they run
+    the serial build (equal up to rounding)."""
+    monkeypatch.setattr(_jl_kernels, "_THREAD_SAFE", thread_safe)
+    problem, P = _problem(41, 6, seed=7)
     Pt = np.ascontiguousarray(P.numpy().T)
-    args = (Pt, problem.inv_sym, 5)
+    args = (Pt, problem.inv_sym, 5, 0.7)
+    expected = _jl_kernels.direct_value_and_parts(*args)
+    threads_before = numba.get_num_threads()
     seen = []
 
     def work():
-        seen.append(_jl_kernels.direct_value(*args))
+        seen.append(_jl_kernels.direct_value_and_parts(*args))
+        seen.append(numba.get_num_threads())
 
     threads = [threading.Thread(target=work) for _ in range(3)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert _jl_kernels.direct_value.serial.signatures
-    expected = _jl_kernels.direct_value.parallel(*args)
-    assert len(seen) == 3
-    for value in seen:
-        assert value == pytest.approx(expected, rel=1e-12)
+    assert len(seen) == 6
+    assert seen[1::2] == [numba.config.NUMBA_NUM_THREADS] * 3  # restored
+    assert numba.get_num_threads() == threads_before
+    for result in seen[::2]:
+        for got, want in zip(result, expected):
+            if thread_safe:
+                np.testing.assert_array_equal(got, want)
+            else:
+                np.testing.assert_allclose(got, want, rtol=1e-12)
+    if not thread_safe:
+        assert _jl_kernels.direct_value_and_parts.serial.signatures

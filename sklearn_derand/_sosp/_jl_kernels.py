@@ -34,11 +34,30 @@ H_delta (J V)``.
 
 import threading
 
+import numba
 import numpy as np
 from numba import njit, prange
 
 # Reassociation lets the sums over a row vectorise; no NaN/inf assumptions.
 _FAST = {"reassoc", "contract"}
+
+
+@njit(cache=True)
+def _ordered_sum(x):
+    """Sum in index order. Inside a parallel kernel ``x.sum()`` becomes a
+    parallel reduction whose rounding depends on the number of threads."""
+    total = 0.0
+    for v in x:
+        total += v
+    return total
+
+
+@njit(cache=True)
+def _ordered_max(x):
+    top = -np.inf
+    for v in x:
+        top = max(top, v)
+    return top
 
 
 @njit(cache=True, fastmath=_FAST)
@@ -135,7 +154,7 @@ def _direct_value(Pt, inv, log2p):
         _upper_row_stats(Pt, inv, t, log2p, buf, tops, pws, sqs)
         if n - 1 - t != t:
             _upper_row_stats(Pt, inv, n - 1 - t, log2p, buf, tops, pws, sqs)
-    top = tops.max()
+    top = _ordered_max(tops)
     power_sum = 0.0
     for i in range(n):
         if tops[i] > 0.0:
@@ -143,7 +162,7 @@ def _direct_value(Pt, inv, log2p):
             for _ in range(log2p):
                 ratio *= ratio
             power_sum += pws[i] * ratio
-    return top, power_sum, sqs.sum()
+    return top, power_sum, _ordered_sum(sqs)
 
 
 def _direct_gradient(Pt, inv, log2p, top, coef_power, coef_square):
@@ -171,6 +190,59 @@ def _direct_gradient(Pt, inv, log2p, top, coef_power, coef_square):
                 acc += zp2[j] * Pt[c, j]
             g[i, c] = 2.0 * (rowsum * Pt[c, i] - acc)
     return g
+
+
+def _direct_value_and_parts(Pt, inv, log2p, scale_ref):
+    """Value statistics and the two gradient parts in one pass over whole
+    rows, with a reference scale ``scale_ref`` in place of the max |delta|
+    (the power mean does not depend on it; it only keeps the powers in
+    range).
+
+    Returns ``(top, power_sum, square_sum, G1, G2)``: the max |delta|, the
+    sums over pairs i < j of ``(delta / scale_ref)^p`` and delta^2, and
+    ``G1_i = sum_j z_ij^(p-1) inv_ij (P_i - P_j)``, ``G2_i = sum_j delta_ij
+    inv_ij (P_i - P_j)`` (n x k each), so that the gradient is ``2
+    (coef_power G1 + coef_square G2)``.
+    """
+    k, n = Pt.shape
+    G1 = np.empty((n, k))
+    G2 = np.empty((n, k))
+    tops = np.zeros(n)
+    pws = np.zeros(n)
+    sqs = np.zeros(n)
+    scale = 1.0 / scale_ref
+    for i in prange(n):
+        delta = np.empty(n)
+        zp1 = np.empty(n)
+        zp2 = np.empty(n)
+        _row_deltas(Pt, inv, i, 0, delta)
+        _row_odd_powers(delta, scale, log2p, 0, zp1, zp2)
+        top = 0.0
+        pw = 0.0
+        sq = 0.0
+        sum1 = 0.0
+        sum2 = 0.0
+        for j in range(n):
+            d = delta[j]
+            top = max(top, abs(d))
+            pw += zp1[j] * d
+            sq += d * d
+            w = inv[i, j]
+            zp1[j] *= w
+            zp2[j] = d * w
+            sum1 += zp1[j]
+            sum2 += zp2[j]
+        tops[i], pws[i], sqs[i] = top, pw * scale, sq
+        for c in range(k):
+            acc1 = 0.0
+            acc2 = 0.0
+            for j in range(n):
+                acc1 += zp1[j] * Pt[c, j]
+                acc2 += zp2[j] * Pt[c, j]
+            G1[i, c] = sum1 * Pt[c, i] - acc1
+            G2[i, c] = sum2 * Pt[c, i] - acc2
+    # Whole rows see every pair twice.
+    return _ordered_max(tops), 0.5 * _ordered_sum(pws), 0.5 * _ordered_sum(sqs), G1, G2
 
 
 @njit(cache=True, fastmath=_FAST)
@@ -209,7 +281,7 @@ def _direct_hvp(Pt, Vt, inv, log2p, top, coef_power, coef_square, coef_rank1):
             _upper_row_ue(
                 Pt, Vt, inv, n - 1 - t, log2p, scale, delta, dots, zp1, zp2, ue_rows
             )
-    ue = ue_rows.sum() * coef_rank1
+    ue = _ordered_sum(ue_rows) * coef_rank1
     out = np.empty((n, k))
     for i in prange(n):
         delta = np.empty(n)
@@ -265,23 +337,56 @@ def _ratio_range(Pt, inv):
         _upper_row_range(Pt, inv, t, buf, los, his)
         if n - 1 - t != t:
             _upper_row_range(Pt, inv, n - 1 - t, buf, los, his)
-    return los.min(), his.max()
+    return -_ordered_max(-los), _ordered_max(his)
+
+
+_LAYER_LOCK = threading.Lock()
+_THREAD_SAFE = None
+
+
+def _parallel_is_thread_safe():
+    """Whether numba's threading layer may be entered from several threads
+    at once: "omp" and "tbb" may, the fallback "workqueue" aborts."""
+    global _THREAD_SAFE
+    with _LAYER_LOCK:
+        if _THREAD_SAFE is None:
+            try:
+                from numba.np.ufunc import parallel
+
+                parallel._launch_threads()  # selects the layer
+                _THREAD_SAFE = numba.threading_layer() != "workqueue"
+            except Exception:  # a numba without this private hook
+                _THREAD_SAFE = False
+        return _THREAD_SAFE
 
 
 def _compiled(func):
-    """A kernel in two builds: rows in parallel (numba threads) when called
-    from the main thread, serial elsewhere. A thread of a threaded search
-    (GridSearchCV with the threading backend, dask's threaded scheduler)
-    already shares the cores with its siblings, and numba's fallback
-    threading layer ("workqueue") aborts when entered from two threads.
-    Only the parallel build is cached on disk; the serial one compiles on
-    first use."""
+    """A kernel with its rows split over numba's threads.
+
+    From the main thread: all of numba's threads. From another thread (a
+    threaded ``GridSearchCV``, a dask worker) the same build on one thread
+    (``numba.set_num_threads`` is per thread, restored afterwards): its
+    siblings already share the cores, and the result is bit for bit the one
+    the main thread gets, since every row is computed alone and the rows
+    are summed in order. Only where the threading layer is numba's
+    "workqueue", which aborts when entered from two threads, does a worker
+    thread run a serial build instead (compiled on first use, not cached;
+    its sums may round differently).
+    """
     parallel = njit(cache=True, parallel=True, fastmath=_FAST)(func)
     serial = njit(fastmath=_FAST)(func)
 
     def kernel(*args):
-        main = threading.current_thread() is threading.main_thread()
-        return (parallel if main else serial)(*args)
+        if threading.current_thread() is threading.main_thread():
+            return parallel(*args)
+        if not _parallel_is_thread_safe():
+            return serial(*args)
+        previous = numba.get_num_threads()
+        numba.set_num_threads(1)
+        try:
+            return parallel(*args)
+        finally:
+            numba.set_num_threads(previous)
 
     kernel.__doc__ = func.__doc__
     kernel.__name__ = func.__name__.lstrip("_")
@@ -291,5 +396,6 @@ def _compiled(func):
 
 direct_value = _compiled(_direct_value)
 direct_gradient = _compiled(_direct_gradient)
+direct_value_and_parts = _compiled(_direct_value_and_parts)
 direct_hvp = _compiled(_direct_hvp)
 ratio_range = _compiled(_ratio_range)
