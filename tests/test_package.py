@@ -32,7 +32,7 @@ def test_readme_example_prints_what_its_comments_say(capsys):
     distortion, cut = capsys.readouterr().out.splitlines()
     assert float(distortion) < 0.2
     cut_value, upper_bound, gap = map(float, cut.split())
-    assert cut_value == 3059
+    assert cut_value == 3060
     assert upper_bound == pytest.approx(3191.8, abs=0.1)
     assert gap == pytest.approx(1 - cut_value / upper_bound)
 
