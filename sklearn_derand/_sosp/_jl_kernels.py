@@ -13,11 +13,15 @@ n x n array; with n = 1000 and k = 10 one value and gradient cost about
 15 ms. These kernels make one pass per quantity, computing ``||P_i - P_j||^2``
 from the k coordinates (no Gram matrix, no cancellation) and keeping
 everything else in registers. Rows are independent (``prange``): the value
-pairs row t with row n - 1 - t so each task scans n - 1 pairs of the upper
-triangle; the gradient and the Hessian-vector product scan whole rows.
+alone pairs row t with row n - 1 - t so each task scans n - 1 pairs of the
+upper triangle; the value with the gradient and the Hessian-vector product
+scan whole rows. Per-row results are combined in index order, so a result
+does not depend on the number of threads.
 
-The power mean is evaluated as ``top * (mean (delta / top)^p)^(1/p)`` with
-``top`` the largest |delta|, by repeated squaring. Its derivatives, with
+The power mean is evaluated as ``top * (mean (delta / top)^p)^(1/p)`` by
+repeated squaring, with ``top`` the largest |delta| or any positive scale
+near it (the value and its derivatives do not depend on it; it keeps the
+powers in floating-point range). Its derivatives, with
 ``z = delta / top``, ``m = mean z^p`` and N active pairs:
 
     dL/d delta_a = m^(1/p - 1) z_a^(p-1) / N + 2 alpha delta_a / N,
@@ -165,33 +169,6 @@ def _direct_value(Pt, inv, log2p):
     return top, power_sum, _ordered_sum(sqs)
 
 
-def _direct_gradient(Pt, inv, log2p, top, coef_power, coef_square):
-    """Gradient ``g`` (n x k) of the objective with respect to P.
-
-    ``dL/d delta = coef_power * (delta / top)^(p-1) + coef_square * delta``.
-    """
-    k, n = Pt.shape
-    g = np.empty((n, k))
-    scale = 1.0 / top
-    for i in prange(n):
-        delta = np.empty(n)
-        zp1 = np.empty(n)
-        zp2 = np.empty(n)
-        _row_deltas(Pt, inv, i, 0, delta)
-        _row_odd_powers(delta, scale, log2p, 0, zp1, zp2)
-        rowsum = 0.0
-        for j in range(n):
-            w = (coef_power * zp1[j] + coef_square * delta[j]) * inv[i, j]
-            zp2[j] = w
-            rowsum += w
-        for c in range(k):
-            acc = 0.0
-            for j in range(n):
-                acc += zp2[j] * Pt[c, j]
-            g[i, c] = 2.0 * (rowsum * Pt[c, i] - acc)
-    return g
-
-
 def _direct_value_and_parts(Pt, inv, log2p, scale_ref):
     """Value statistics and the two gradient parts in one pass over whole
     rows, with a reference scale ``scale_ref`` in place of the max |delta|
@@ -263,7 +240,8 @@ def _upper_row_ue(Pt, Vt, inv, i, log2p, scale, delta, dots, zp1, zp2, ue):
 def _direct_hvp(Pt, Vt, inv, log2p, top, coef_power, coef_square, coef_rank1):
     """Hessian of the objective with respect to P applied to V (n x k).
 
-    ``dL/d delta`` as in :func:`direct_gradient`; the Hessian in delta is
+    ``dL/d delta = coef_power * (delta / top)^(p-1) + coef_square *
+    delta``; the Hessian in delta is
     ``diag(coef_power (p - 1) / top * z^(p-2) + coef_square) + coef_rank1 *
     u u^T`` with ``u = z^(p-1)`` (module docstring).
     """
@@ -395,7 +373,6 @@ def _compiled(func):
 
 
 direct_value = _compiled(_direct_value)
-direct_gradient = _compiled(_direct_gradient)
 direct_value_and_parts = _compiled(_direct_value_and_parts)
 direct_hvp = _compiled(_direct_hvp)
 ratio_range = _compiled(_ratio_range)

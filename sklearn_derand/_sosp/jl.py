@@ -645,10 +645,8 @@ def _kernel_value_and_gradient(Pb, problem, p, alpha):
         scale = None
     problem.scale_hint = max(top, 1e-300)
     mean = power_sum / problem.n_active
-    coef_power, coef_square, _ = _kernel_coefs(scale, mean, p, alpha, problem.n_active)
-    G1 *= 2.0 * coef_power
-    G1 += (2.0 * coef_square) * G2
-    return (Pt, scale, mean, square_sum, top), torch.from_numpy(G1)
+    gradient = _combine_parts(G1, G2, scale, mean, p, alpha, problem.n_active)
+    return (Pt, scale, mean, square_sum, top), gradient
 
 
 class _DirectObjective(torch.autograd.Function):
@@ -732,12 +730,20 @@ class _DirectObjective(torch.autograd.Function):
 
 
 def _kernel_gradient(problem, p, alpha, stats):
+    """Gradient in P at the point of ``stats`` (:func:`_kernel_stats`)."""
     Pt, scale, mean = stats[:3]
-    coef_power, coef_square, _ = _kernel_coefs(scale, mean, p, alpha, problem.n_active)
-    g = _jl_kernels.direct_gradient(
-        Pt, problem.inv_sym, round(math.log2(p)), scale, coef_power, coef_square
+    _, _, _, G1, G2 = _jl_kernels.direct_value_and_parts(
+        Pt, problem.inv_sym, round(math.log2(p)), scale
     )
-    return torch.from_numpy(g)
+    return _combine_parts(G1, G2, scale, mean, p, alpha, problem.n_active)
+
+
+def _combine_parts(G1, G2, scale, mean, p, alpha, n_active):
+    """The gradient ``2 (coef_power G1 + coef_square G2)`` (in G1's memory)."""
+    coef_power, coef_square, _ = _kernel_coefs(scale, mean, p, alpha, n_active)
+    G1 *= 2.0 * coef_power
+    G1 += (2.0 * coef_square) * G2
+    return torch.from_numpy(G1)
 
 
 class _DirectGradient(torch.autograd.Function):
