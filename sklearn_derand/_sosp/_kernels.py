@@ -59,6 +59,25 @@ def _tabu_until(step, tenure, state):
 
 
 @njit(cache=True, inline="always")
+def _phase_tenure(step, phase, tenures, tenure, tabu_until):
+    """The tenure for ``step``: at the start of each phase the next one of
+    the portfolio, with the tabu list cleared."""
+    if step > 0 and step % phase == 0:
+        tabu_until[:] = 0
+        return tenures[(step // phase) % tenures.shape[0]]
+    return tenure
+
+
+@njit(cache=True, inline="always")
+def _keep_best(delta, best_delta, s, best_s, tol):
+    """The best cut change so far, copying the sides when ``delta`` beats it."""
+    if delta > best_delta + tol:
+        best_s[:] = s
+        return delta
+    return best_delta
+
+
+@njit(cache=True, inline="always")
 def _flip(i, s, gain, indptr, indices, data):
     """Flip node i, update the gains of its neighbours; return the cut change."""
     si = s[i]
@@ -88,9 +107,7 @@ def tabu_kernel(indptr, indices, data, s, max_iter, tenures, phase, seed, tol):
     tabu_until = np.zeros(n, dtype=np.int64)
     tenure = tenures[0]
     for step in range(max_iter):
-        if step > 0 and step % phase == 0:
-            tenure = tenures[(step // phase) % tenures.shape[0]]
-            tabu_until[:] = 0
+        tenure = _phase_tenure(step, phase, tenures, tenure, tabu_until)
         free_i, free_g, free_ties = -1, -np.inf, 0
         tabu_i, tabu_g, tabu_ties = -1, -np.inf, 0
         # Running argmax of the free and of the tabu nodes, ties (within
@@ -119,9 +136,7 @@ def tabu_kernel(indptr, indices, data, s, max_iter, tenures, phase, seed, tol):
             i = tabu_i
         delta += _flip(i, s, gain, indptr, indices, data)
         tabu_until[i] = _tabu_until(step, tenure, state)
-        if delta > best_delta + tol:
-            best_delta = delta
-            best_s[:] = s
+        best_delta = _keep_best(delta, best_delta, s, best_s, tol)
     return best_s, best_delta
 
 
@@ -194,9 +209,7 @@ def tabu_bucket_kernel(indptr, indices, units, s, max_iter, tenures, phase, seed
     tabu_until = np.zeros(n, dtype=np.int64)
     tenure = tenures[0]
     for step in range(max_iter):
-        if step > 0 and step % phase == 0:
-            tenure = tenures[(step // phase) % tenures.shape[0]]
-            tabu_until[:] = 0
+        tenure = _phase_tenure(step, phase, tenures, tenure, tabu_until)
         # Best free node: highest bucket holding one, uniform among them
         # (a few random draws, then an exact count). Buckets above it hold
         # tabu nodes only; the highest of them gives the aspiration move.
@@ -250,9 +263,7 @@ def tabu_bucket_kernel(indptr, indices, units, s, max_iter, tenures, phase, seed
             top = bucket_of[i]
         s[i] = -s[i]
         tabu_until[i] = _tabu_until(step, tenure, state)
-        if delta > best_delta:
-            best_delta = delta
-            best_s[:] = s
+        best_delta = _keep_best(delta, best_delta, s, best_s, 0)
     return best_s, best_delta * unit
 
 
