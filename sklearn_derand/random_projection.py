@@ -100,9 +100,15 @@ _DERANDOMIZE_PAIRS = 5000
 # and sparse inputs go through the same arithmetic.
 _DENSIFY_LIMIT = 2 * 10**7
 
+# Data with at most this share of nonzero entries (dense or sparse input
+# alike) is also kept as a sparse matrix, through which the learning forms
+# its images X A^T when that is cheaper.
+_SPARSE_SHARE = 0.1
+
 
 def _canonical(X):
-    """The data as the optimisation sees it: float32 precision, then centred.
+    """The data as the optimisation sees it: float32 precision, then centred,
+    and a sparse copy of it (uncentred) when it has few nonzeros.
 
     Rounding to float32 first makes float32 and float64 inputs (and dense
     and small sparse ones) bit-identical, so they give the same projection:
@@ -110,16 +116,21 @@ def _canonical(X):
     would otherwise amplify rounding differences. Pairwise distortions are
     far above float32 precision, but data with a huge common offset (values
     near 1e8 that differ by 1) would lose its differences: centre such data
-    first. Large sparse inputs stay sparse and uncentred.
+    first. Large sparse inputs stay sparse and uncentred (and are their own
+    sparse copy). The sparse copy is built from the rounded values, so it
+    too is the same for every input format.
     """
     if sp.issparse(X):
         if X.shape[0] * X.shape[1] > _DENSIFY_LIMIT:
             X = X.astype(np.float32).astype(np.float64)
             X.sum_duplicates()
-            return X
+            return X, None
         X = X.toarray()
     X = np.asarray(X, dtype=np.float32).astype(np.float64)
-    return X - X.mean(axis=0)
+    sparse = None
+    if np.count_nonzero(X) <= _SPARSE_SHARE * X.size:
+        sparse = sp.csr_matrix(X)
+    return X - X.mean(axis=0), sparse
 
 
 class DerandomizedJLProjector(
@@ -417,7 +428,10 @@ class DerandomizedJLProjector(
         max_pairs = self.max_pairs
         if self.method == "derandomize":
             max_pairs = min(max_pairs, _DERANDOMIZE_PAIRS)
-        problem = DistortionProblem(_canonical(X), fit_mask, max_pairs, device, seed)
+        X_fit, sparse = _canonical(X)
+        problem = DistortionProblem(
+            X_fit, fit_mask, max_pairs, device, seed, sparse=sparse
+        )
 
         def learn(k, target=None):
             start = np.random.RandomState()

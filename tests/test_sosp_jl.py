@@ -2,11 +2,14 @@
 
 import math
 import threading
+import warnings
 
 import numba
 import numpy as np
 import pytest
+import scipy.sparse as sp
 import torch
+from sklearn.exceptions import ConvergenceWarning
 
 from sklearn_derand._sosp import _jl_kernels
 from sklearn_derand._sosp.jl import (
@@ -123,18 +126,18 @@ def test_worker_threads_get_the_main_thread_result(thread_safe, monkeypatch):
     seen = []
 
     def work():
-        seen.append(_jl_kernels.direct_value_and_parts(*args))
-        seen.append(numba.get_num_threads())
+        result = _jl_kernels.direct_value_and_parts(*args)
+        seen.append((result, numba.get_num_threads()))  # one append: atomic
 
     threads = [threading.Thread(target=work) for _ in range(3)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert len(seen) == 6
-    assert seen[1::2] == [numba.config.NUMBA_NUM_THREADS] * 3  # restored
+    assert len(seen) == 3
+    assert [n for _, n in seen] == [numba.config.NUMBA_NUM_THREADS] * 3  # restored
     assert numba.get_num_threads() == threads_before
-    for result in seen[::2]:
+    for result, _ in seen:
         for got, want in zip(result, expected):
             if thread_safe:
                 np.testing.assert_array_equal(got, want)
@@ -142,3 +145,121 @@ def test_worker_threads_get_the_main_thread_result(thread_safe, monkeypatch):
                 np.testing.assert_allclose(got, want, rtol=1e-12)
     if not thread_safe:
         assert _jl_kernels.direct_value_and_parts.serial.signatures
+
+
+def test_sparse_images_are_the_centred_products():
+    from sklearn_derand._sosp.jl import _SparseImages
+
+    S = sp.random(30, 20, density=0.1, random_state=0, format="csc")
+    images = _SparseImages(S)
+    Xc = S.toarray() - S.toarray().mean(axis=0)
+    rng = np.random.RandomState(0)
+    B, G = rng.randn(20, 3), rng.randn(30, 3)
+    np.testing.assert_allclose(images.product(B), Xc @ B, atol=1e-12)
+    np.testing.assert_allclose(images.transposed_product(G), Xc.T @ G, atol=1e-12)
+    rows = np.array([2, 5, 11, 29])  # a block: centred by the mean of all points
+    block = images.rows(rows)
+    np.testing.assert_allclose(block.product(B), Xc[rows] @ B, atol=1e-12)
+    np.testing.assert_allclose(
+        block.transposed_product(G[rows]), Xc[rows].T @ G[rows], atol=1e-12
+    )
+
+
+def _fit_spy(monkeypatch):
+    """Fits recording whether each used the sparse products."""
+    from sklearn_derand._sosp import jl
+
+    seen = []
+    original = jl._Variable.__init__
+
+    def spy(self, *args):
+        original(self, *args)
+        seen.append(self.sparse is not None)
+
+    monkeypatch.setattr(jl._Variable, "__init__", spy)
+    return seen
+
+
+def test_sparse_products_take_the_same_steps(monkeypatch):
+    from sklearn_derand import DerandomizedJLProjector
+    from sklearn_derand._sosp import jl
+
+    X = sp.random(60, 80, density=0.03, random_state=1, format="csr")
+    seen = _fit_spy(monkeypatch)
+
+    def fit(X):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            return DerandomizedJLProjector(5, max_iter=12, random_state=0).fit(X)
+
+    through_sparse = fit(X)
+    same_from_dense = fit(X.toarray())
+    monkeypatch.setattr(jl._SparseImages, "pays", classmethod(lambda *a: False))
+    through_basis = fit(X)
+    assert seen == [True, True, False]
+    # dense input with the same few nonzeros: the same sparse copy, bits
+    np.testing.assert_array_equal(
+        through_sparse.components_, same_from_dense.components_
+    )
+    # the same L-BFGS steps as in the row-space coefficients, up to rounding
+    assert through_sparse.n_iter_ == through_basis.n_iter_
+    np.testing.assert_allclose(
+        through_sparse.distortion_curve_, through_basis.distortion_curve_, rtol=1e-8
+    )
+    np.testing.assert_allclose(
+        through_sparse.components_, through_basis.components_, atol=1e-8
+    )
+    assert through_sparse.min_eig_ == pytest.approx(through_basis.min_eig_, abs=1e-9)
+    assert through_sparse.grad_norm_ == pytest.approx(
+        through_basis.grad_norm_, rel=1e-6
+    )
+
+
+def test_sparse_products_only_where_they_pay(monkeypatch):
+    from sklearn_derand import DerandomizedJLProjector
+
+    seen = _fit_spy(monkeypatch)
+    rng = np.random.RandomState(0)
+    sparse = sp.random(60, 80, density=0.03, random_state=2, format="csr")
+    for X in (sparse, rng.randn(60, 80), sp.csr_matrix(rng.randn(60, 80))):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            DerandomizedJLProjector(4, max_iter=3, random_state=0).fit(X)
+    assert seen == [True, False, False]
+
+
+def test_large_sparse_input_stays_sparse_through_blocks(monkeypatch):
+    # Above the densify limit the data stays sparse and uncentred; blocks of
+    # points and validation points take their images from the sparse
+    # products too, and off the span of the data the matrix stays Gaussian.
+    from sklearn.random_projection import GaussianRandomProjection
+
+    from sklearn_derand import (
+        DerandomizedJLProjector,
+        max_pairwise_distortion,
+        random_projection,
+    )
+
+    monkeypatch.setattr(random_projection, "_DENSIFY_LIMIT", 0)
+    seen = _fit_spy(monkeypatch)
+    X = sp.random(150, 400, density=0.02, random_state=3, format="csr")
+    gauss = GaussianRandomProjection(6, random_state=0).fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est = DerandomizedJLProjector(6, max_pairs=2000, max_iter=60, random_state=0)
+        est.fit(X)
+        stopped = DerandomizedJLProjector(
+            6, max_pairs=2000, max_iter=60, early_stopping=True, random_state=0
+        ).fit(X)
+    assert seen == [True, True]
+    assert est.distortion_ == pytest.approx(
+        max_pairwise_distortion(X, est.transform(X)), rel=1e-9
+    )
+    assert est.distortion_ < 0.5 * max_pairwise_distortion(X, gauss.transform(X))
+    X32 = X.toarray().astype(np.float32).astype(np.float64)  # what is fitted
+    _, S, Vt = np.linalg.svd(X32 - X32.mean(axis=0))
+    null = Vt[np.sum(S > 1e-8 * S[0]) :]
+    np.testing.assert_allclose(
+        est.components_ @ null.T, gauss.components_ @ null.T, atol=1e-9
+    )
+    assert 0.0 < stopped.validation_distortion_ < np.inf

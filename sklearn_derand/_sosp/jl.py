@@ -59,15 +59,24 @@ class DistortionProblem:
     device : torch.device
     seed : int
         For the rows of a block.
+    sparse : sparse matrix of shape (n, d), optional
+        The same points uncentred (``X`` plus a constant row) with few
+        nonzeros: images ``X A^T`` are then formed through it (see
+        :class:`_SparseImages`). By default the sparse ``X`` itself.
     """
 
-    def __init__(self, X, fit_mask, max_pairs, device, seed):
+    def __init__(self, X, fit_mask, max_pairs, device, seed, sparse=None):
         self.device = device
         self.X = X
         n, d = X.shape
         self.n, self.d = n, d
         self.rng = np.random.RandomState(seed)
         self._reduce(X)
+        if sparse is None and sp.issparse(X):
+            sparse = X
+        self.sparse = None
+        if sparse is not None and _SparseImages.pays(sparse, self.rank, device):
+            self.sparse = _SparseImages(sparse)
         self.fit_idx = np.flatnonzero(fit_mask)
         self.val_idx = np.flatnonzero(~fit_mask)
         n_fit = self.fit_idx.size
@@ -444,6 +453,109 @@ class _Tracker:
         return self.reached or self.stall >= self.patience
 
 
+class _Variable:
+    """What ``direct`` optimises, and the images of the points it gives.
+
+    By default the row-space coefficients C (k x r), with images ``P0 + Y
+    C^T``. With sparse data (``problem.sparse``) the change of the matrix
+    itself, ``B = V C^T`` (d x k, ``A = A0 + B^T``), with images ``P0 + (X -
+    mean) B`` formed through the sparse matrix. V having orthonormal columns
+    and every gradient ``(X - mean)^T G`` lying in their span, L-BFGS takes
+    the same steps in B as in C (up to rounding), without the two dense
+    (n, r) x (r, k) products per iteration.
+    """
+
+    def __init__(self, problem, A0, P0, Y, C):
+        self.problem, self.P0, self.Y = problem, P0, Y
+        self.sparse = problem.sparse
+        if self.sparse is None:
+            self.start = {"C": C}
+        else:
+            B = problem.components(np.zeros_like(A0), to_numpy(C)).T
+            self.start = {"B": torch.as_tensor(B, dtype=P0.dtype)}
+
+    def images(self, params):
+        """Images of all n points."""
+        if self.sparse is None:
+            return self.P0 + self.Y @ params["C"].T
+        return self.P0 + _SparseProduct.apply(params["B"], self.sparse)
+
+    def active_images(self):
+        """``params -> images of the active points`` (the current block)."""
+        points = self.problem.points
+        if self.sparse is None:
+            P0b, Yb = self.P0[points], self.Y[points]
+            return lambda params: P0b + Yb @ params["C"].T
+        if points.numel() == self.problem.n:
+            return self.images
+        P0b, block = self.P0[points], self.sparse.rows(points.cpu().numpy())
+        return lambda params: P0b + _SparseProduct.apply(params["B"], block)
+
+    def coefficients(self, params):
+        """The row-space coefficients C of ``params`` (for B, of its
+        projection on the row space: ``C = diag(1 / lambda) Y^T (X - mean)
+        B``, lambda the squared column norms of Y)."""
+        if self.sparse is None:
+            return params["C"]
+        with torch.no_grad():
+            XB = _SparseProduct.apply(params["B"], self.sparse)
+            return (self.Y.T @ XB / (self.Y * self.Y).sum(0)[:, None]).T
+
+
+class _SparseImages:
+    """Products with the centred data through a sparse matrix of it.
+
+    ``S`` holds the points plus a constant row (the uncentred data, say);
+    ``(X - mean) B = S B - 1 (mean_S^T B)`` and ``(X - mean)^T G = S^T G -
+    mean_S (1^T G)``, with the column means of S. scipy's CSR products are
+    serial, hence the same bits in any thread.
+    """
+
+    # Sparse products pay when the nonzeros are this many times fewer than
+    # the n * r entries of Y (scipy reaches about a tenth of BLAS's speed).
+    _SAVING = 8
+
+    def __init__(self, S, mean=None):
+        S = sp.csr_matrix(S, dtype=np.float64)
+        S.sum_duplicates()
+        self.S, self.St = S, S.T.tocsr()
+        self.mean = np.asarray(S.mean(axis=0)).ravel() if mean is None else mean
+
+    def rows(self, points):
+        """The same products for the points ``points`` only."""
+        return _SparseImages(self.S[points], self.mean)
+
+    @classmethod
+    def pays(cls, S, rank, device):
+        n, d = S.shape
+        return (
+            device.type == "cpu"
+            and S.nnz * cls._SAVING <= n * rank
+            and d <= 4 * max(rank, 1)  # B (d x k) not much larger than C (r x k)
+        )
+
+    def product(self, B):
+        return self.S @ B - self.mean @ B
+
+    def transposed_product(self, G):
+        return self.St @ G - np.outer(self.mean, G.sum(axis=0))
+
+
+class _SparseProduct(torch.autograd.Function):
+    """``(X - mean) B`` through :class:`_SparseImages` (first derivatives
+    only: the certificate works in the coefficients C)."""
+
+    @staticmethod
+    def forward(ctx, B, images):
+        ctx.images = images
+        return torch.from_numpy(images.product(B.detach().numpy()))
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, G):
+        return torch.from_numpy(ctx.images.transposed_product(G.numpy())), None
+
+
 def _fit_direct(
     problem,
     A0,
@@ -470,28 +582,27 @@ def _fit_direct(
     The best iterate is chosen on the exact (or validation) max distortion.
     """
     k = A0.shape[0]
-    if C0 is None:
-        C = torch.zeros(k, problem.rank, **opts)
-    else:
-        C = torch.as_tensor(C0, **opts)
+    C = torch.zeros(k, problem.rank, **opts) if C0 is None else C0
+    C = torch.as_tensor(C, **opts)
+    variable = _Variable(problem, A0, P0, Y, C)
+    params = variable.start
     state = {"train_max": math.inf}
     loss_curve = []
     distortion_curve = []
     n_iter = 0
     res = None
-    best = {"score": math.inf, "train": math.inf, "val": None, "C": C}
+    best = {"score": math.inf, "train": math.inf, "val": None, "params": params}
     reached = False
     budgets = [max(1, round(share * max_iter)) for share in _STAGE_SHARE]
     for p, budget in zip(_P_STAGES, budgets):
         n_rounds = 1 if problem.dense else max(1, math.ceil(budget / _ROUND))
         for round_ in range(n_rounds):
             if not problem.dense and (round_ > 0 or p != _P_STAGES[0]):
-                _refresh_block(problem, P0 + Y @ C.T)
-            P0b, Yb = P0[problem.points], Y[problem.points]
+                _refresh_block(problem, variable.images(params))
+            images = variable.active_images()
 
-            def objective(params, p=p, P0b=P0b, Yb=Yb):
-                Pb = P0b + Yb @ params["C"].T
-                value, top = _DirectObjective.apply(Pb, problem, p, alpha)
+            def objective(params, p=p, images=images):
+                value, top = _DirectObjective.apply(images(params), problem, p, alpha)
                 state["train_max"] = float(top)
                 return value
 
@@ -504,7 +615,7 @@ def _fit_direct(
                 val = None
                 if early_stopping:
                     with torch.no_grad():
-                        val = problem.validation_max(P0 + Y @ info.params["C"].T)
+                        val = problem.validation_max(variable.images(info.params))
                 stop = tracker.offer(state["train_max"], info.params, val)
                 if verbose >= 2 and info.n_iter % 50 == 0:
                     extra = "" if val is None else f", validation max {val:.4f}"
@@ -517,7 +628,7 @@ def _fit_direct(
             round_budget = budget if problem.dense else min(_ROUND, budget)
             res = minimize(
                 objective,
-                {"C": C},
+                params,
                 method=solver,
                 rho=1e-7,
                 max_iter=round_budget,
@@ -528,16 +639,16 @@ def _fit_direct(
             )
             n_iter += res.n_iter
             loss_curve.extend(res.loss_curve)
-            C = tracker.best_params["C"] if tracker.best_params else res.params["C"]
+            params = tracker.best_params or res.params
             if problem.dense:
                 train, val = tracker.best_train, tracker.best_val
             else:
-                P = P0 + Y @ C.T
+                P = variable.images(params)
                 train = problem.all_pairs_max(P)
                 val = problem.validation_max(P) if early_stopping else None
             score = val if early_stopping else train
             if score < best["score"]:
-                best = {"score": score, "train": train, "val": val, "C": C}
+                best = {"score": score, "train": train, "val": val, "params": params}
             reached = target is not None and train <= target
             if reached:
                 break
@@ -552,13 +663,19 @@ def _fit_direct(
             # The later stages improve the first stage's max by ~20-30%:
             # this k cannot reach the target (used by the n_components search).
             break
-        C = best["C"]
+        params = best["params"]
     stopped_early = "callback" in res.message or res.converged
-    # One certificate, at the returned (best) iterate, for the last objective.
-    cert = certify(
-        objective, {"C": best["C"]}, 1e-7, max_lanczos=20, generator=generator
-    )
-    A = problem.components(A0, to_numpy(best["C"]))
+    # One certificate, at the returned (best) iterate, for the last stage's
+    # objective as a function of the row-space coefficients C.
+    C = variable.coefficients(best["params"])
+    P0b, Yb = P0[problem.points], Y[problem.points]
+
+    def last_objective(params):
+        Pb = P0b + Yb @ params["C"].T
+        return _DirectObjective.apply(Pb, problem, p, alpha)[0]
+
+    cert = certify(last_objective, {"C": C}, 1e-7, max_lanczos=20, generator=generator)
+    A = problem.components(A0, to_numpy(C))
     return JLResult(
         components=A,
         distortion=best["train"],
