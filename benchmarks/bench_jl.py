@@ -14,7 +14,9 @@ Prints, per case, the max pairwise distortion
 with fit times, all in the same run. Cases: the first 300 sklearn digits
 (k = 16, 32), 1000 standard Gaussian points in d = 1000 (k = 64), the
 ``n_components="auto"`` search, held-out points (fit on 80 %, evaluate the
-pairs that involve the other 20 %), and sklearn's test_inverse_transform
+pairs that involve the other 20 %; on digits also over six more random
+splits, with PCA also rescaled by the factor its training pairs give, a
+projection one can actually use), and sklearn's test_inverse_transform
 setting (1000 x 1000, 1 % dense, k = 10) for time.
 
 Run: ``python benchmarks/bench_jl.py`` (add ``--seeds 100 --quick`` for a
@@ -159,6 +161,49 @@ def held_out_case(name, X, k, seeds, rng):
         row(label, pairs.distortion(est.transform(X)), seconds, extra)
 
 
+def held_out_splits(name, X, k, n_splits):
+    """The held-out comparison over several random 80/20 splits (mean and
+    worst over splits): one split can favour either side."""
+    print(
+        f"\n== held-out {name}, k={k}: {n_splits} more random splits "
+        "(RandomState(100 + i)), mean and worst over splits"
+    )
+    print(f"  {'method':<46}{'mean':>10}{'worst':>10}")
+    n = X.shape[0]
+    results = {
+        "PCA fit on train, rescaled by best factor": [],
+        "PCA fit on train, factor from training pairs": [],
+        "direct (default)": [],
+        "direct, early_stopping": [],
+    }
+    for split in range(n_splits):
+        perm = np.random.RandomState(100 + split).permutation(n)
+        train, test = perm[: int(0.8 * n)], perm[int(0.8 * n) :]
+        is_test = np.zeros(n, dtype=bool)
+        is_test[test] = True
+        pairs = Pairs(X, is_test[:, None] | is_test[None, :])
+        E = PCA(k, svd_solver="full").fit(X[train]).transform(X)
+        results["PCA fit on train, rescaled by best factor"].append(
+            pairs.pca_rescaled(E)
+        )
+        r = Pairs(X[train]).ratios(E[train])
+        factor = np.sqrt(2.0 / (r.min() + r.max()))
+        results["PCA fit on train, factor from training pairs"].append(
+            pairs.distortion(factor * E)
+        )
+        for label, est in [
+            ("direct (default)", DerandomizedJLProjector(k, random_state=0)),
+            (
+                "direct, early_stopping",
+                DerandomizedJLProjector(k, early_stopping=True, random_state=0),
+            ),
+        ]:
+            est, _ = fit(est, X[train])
+            results[label].append(pairs.distortion(est.transform(X)))
+    for label, values in results.items():
+        print(f"  {label:<46}{np.mean(values):>10.4f}{np.max(values):>10.4f}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=1000)
@@ -225,6 +270,8 @@ def main():
 
     held_out_case("digits[:300]", digits, 16, args.seeds, rng)
     held_out_case("digits[:300]", digits, 32, args.seeds, rng)
+    held_out_splits("digits[:300]", digits, 16, 6)
+    held_out_splits("digits[:300]", digits, 32, 6)
     if not args.quick:
         X = np.random.RandomState(12345).randn(1000, 1000)
         held_out_case("Gaussian 1000 x 1000", X, 64, min(args.seeds, 200), rng)
