@@ -67,7 +67,7 @@ def _ordered_max(x):
 
 # Whole-row passes work on blocks of this many columns: the block's
 # buffers and its slice of the images stay in L1 across the k + log2(p)
-# sweeps (2.3 against 2.8 ms for 1000 points and k = 10 at p = 128).
+# sweeps (2.5 against 2.8 ms for 1000 points and k = 10 at p = 128).
 _BLOCK = 128
 
 
