@@ -70,10 +70,10 @@ def _ordered_max(x):
 # subnormal product costs the CPU about 100 normal ones. At p = 128 the
 # pairs with |delta| below max / 256 go there; near a fitted projection in
 # sklearn's sparse setting the fused pass took 3.0 ms without the floor and
-# 2.5 ms with it, the same bits (their terms are far below the sums'
-# rounding). The test costs about 5 % where nothing goes subnormal, so it
-# is made from p = 2^_FLOOR_FROM on (below, only |delta| under 1e-9 times
-# the max would).
+# 2.5-2.7 ms with it, the same bits (their terms are far below the sums'
+# rounding). The test costs a few % where nothing goes subnormal, so it is
+# made from p = 2^_FLOOR_FROM on (at p = 32 only |delta| under about 3e-10
+# times the max would go subnormal).
 _FLOOR = 2.0**-511
 _FLOOR_FROM = 6
 
