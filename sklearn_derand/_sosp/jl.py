@@ -480,12 +480,18 @@ class _Variable:
             return self.P0 + self.Y @ params["C"].T
         return self.P0 + _SparseProduct.apply(params["B"], self.sparse)
 
+    def coefficient_images(self):
+        """``{"C": C} -> images of the active points`` through the row-space
+        coefficients (the variable itself, or the certificate's)."""
+        points = self.problem.points
+        P0b, Yb = self.P0[points], self.Y[points]
+        return lambda params: P0b + Yb @ params["C"].T
+
     def active_images(self):
         """``params -> images of the active points`` (the current block)."""
         points = self.problem.points
         if self.sparse is None:
-            P0b, Yb = self.P0[points], self.Y[points]
-            return lambda params: P0b + Yb @ params["C"].T
+            return self.coefficient_images()
         if points.numel() == self.problem.n:
             return self.images
         P0b, block = self.P0[points], self.sparse.rows(points.cpu().numpy())
@@ -670,11 +676,10 @@ def _fit_direct(
     # One certificate, at the returned (best) iterate, for the last stage's
     # objective as a function of the row-space coefficients C.
     C = variable.coefficients(best["params"])
-    P0b, Yb = P0[problem.points], Y[problem.points]
+    images = variable.coefficient_images()
 
     def last_objective(params):
-        Pb = P0b + Yb @ params["C"].T
-        return _DirectObjective.apply(Pb, problem, p, alpha)[0]
+        return _DirectObjective.apply(images(params), problem, p, alpha)[0]
 
     cert = certify(last_objective, {"C": C}, 1e-7, max_lanczos=20, generator=generator)
     A = problem.components(A0, to_numpy(C))
