@@ -257,6 +257,35 @@ def test_same_generator_seed_same_result():
     assert a.loss_curve == b.loss_curve
 
 
+@pytest.mark.parametrize("method", ["lbfgs", "pgd"])
+def test_caller_gradients_replace_autograd_for_the_steps(method):
+    # A closed-form value and gradient give the same iterates as autograd,
+    # and the certificate still comes from ``fun``.
+    calls = []
+
+    def value_and_grad(p):
+        calls.append(1)
+        x, y = p["z"][0], p["z"][1]
+        value = strict_saddle(p)
+        return value, {"z": torch.stack([x, y**3 - y])}
+
+    kwargs = {"method": method, "rho": 1e-6, "max_iter": 2000, "lr": 0.1}
+    start = {"z": torch.tensor([0.3, 1e-3], dtype=torch.float64)}
+    auto = minimize(strict_saddle, start, generator=make_generator(0), **kwargs)
+    given = minimize(
+        strict_saddle,
+        start,
+        generator=make_generator(0),
+        value_and_grad=value_and_grad,
+        **kwargs,
+    )
+    assert given.converged and auto.converged
+    assert len(calls) >= given.n_iter
+    assert given.loss_curve == pytest.approx(auto.loss_curve, rel=1e-12, abs=1e-15)
+    np.testing.assert_allclose(given.params["z"], auto.params["z"], atol=1e-12)
+    assert given.min_eig == pytest.approx(auto.min_eig, rel=1e-9)
+
+
 def test_stochastic_adam_on_least_squares_is_certified_on_the_full_objective():
     g = torch.Generator().manual_seed(0)
     X = torch.randn(256, 5, generator=g, dtype=torch.float64)

@@ -487,15 +487,24 @@ class _Variable:
         P0b, Yb = self.P0[points], self.Y[points]
         return lambda params: P0b + Yb @ params["C"].T
 
-    def active_images(self):
-        """``params -> images of the active points`` (the current block)."""
+    def active(self):
+        """``(images, pullback)`` for the active points (the current block):
+        ``params -> their images`` and ``G -> {name: G pulled back to the
+        variable}``, the chain rule of ``images`` for a gradient ``G`` in
+        the images (what autograd would give, for callers that bypass it)."""
         points = self.problem.points
         if self.sparse is None:
-            return self.coefficient_images()
+            Yb = self.Y[points]
+            return self.coefficient_images(), lambda G: {"C": (Yb.T @ G).T}
         if points.numel() == self.problem.n:
-            return self.images
-        P0b, block = self.P0[points], self.sparse.rows(points.cpu().numpy())
-        return lambda params: P0b + _SparseProduct.apply(params["B"], block)
+            P0b, block = self.P0, self.sparse
+        else:
+            P0b, block = self.P0[points], self.sparse.rows(points.cpu().numpy())
+
+        def pullback(G):
+            return {"B": torch.from_numpy(block.transposed_product(G.numpy()))}
+
+        return lambda params: P0b + _SparseProduct.apply(params["B"], block), pullback
 
     def coefficients(self, params):
         """The row-space coefficients C of ``params`` (for B, of its
@@ -607,12 +616,27 @@ def _fit_direct(
         for round_ in range(n_rounds):
             if not problem.dense and (round_ > 0 or p != _P_STAGES[0]):
                 _refresh_block(problem, variable.images(params))
-            images = variable.active_images()
+            images, pullback = variable.active()
 
             def objective(params, p=p, images=images):
                 value, top = _DirectObjective.apply(images(params), problem, p, alpha)
                 state["train_max"] = float(top)
                 return value
+
+            value_and_grad = None
+            if problem.inv_sym is not None:
+                # The compiled pass gives the gradient in the images; the
+                # chain rule to the variable is one product, without
+                # autograd's bookkeeping: the same iterates, digits fits
+                # (k = 16, 32) in 0.25 and 0.44 s against 0.30 and 0.50 s;
+                # no measurable change in sklearn's sparse setting.
+                def value_and_grad(params, p=p, images=images, pullback=pullback):
+                    with torch.no_grad():
+                        Pb = images(params)
+                    stats, gP = _kernel_value_and_gradient(Pb, problem, p, alpha)
+                    state["train_max"] = float(stats[4])
+                    value = _direct_value(stats, p, alpha, problem.n_active)
+                    return Pb.new_tensor(value), pullback(gP)
 
             tracker = _Tracker(
                 tol, n_iter_no_change, target if problem.dense else None, early_stopping
@@ -644,6 +668,7 @@ def _fit_direct(
                 callback=callback,
                 max_lanczos=20,
                 certify_at_end=False,
+                value_and_grad=value_and_grad,
             )
             n_iter += res.n_iter
             loss_curve.extend(res.loss_curve)
@@ -778,6 +803,12 @@ def _kernel_value_and_gradient(Pb, problem, p, alpha):
     return (Pt, scale, mean, square_sum, top), gradient
 
 
+def _direct_value(stats, p, alpha, n_active):
+    """The direct objective from the stats of the compiled passes."""
+    _, scale, mean, square_sum, _ = stats
+    return scale * mean ** (1.0 / p) + alpha * square_sum / n_active
+
+
 class _DirectObjective(torch.autograd.Function):
     """Power mean of |delta| (p a power of two) + alpha * mean(delta^2).
 
@@ -803,8 +834,8 @@ class _DirectObjective(torch.autograd.Function):
                 ctx.stats, ctx.grad = _kernel_value_and_gradient(Pb, problem, p, alpha)
             else:
                 ctx.stats, ctx.grad = _kernel_stats(Pb, problem, p), None
-            _, scale, mean, square_sum, top = ctx.stats
-            value = scale * mean ** (1.0 / p) + alpha * square_sum / n_active
+            value = _direct_value(ctx.stats, p, alpha, n_active)
+            top = ctx.stats[4]
             ctx.save_for_backward(Pb)
             top = Pb.new_tensor(top)
             ctx.mark_non_differentiable(top)

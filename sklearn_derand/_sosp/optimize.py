@@ -186,10 +186,10 @@ class _LBFGSMemory:
         return q
 
 
-def _armijo(fun, x, f0, g, direction, t, c1=1e-4, max_halvings=40):
+def _armijo(fun, value_and_grad, x, f0, g, direction, t, c1=1e-4, max_halvings=40):
     """Backtracking line search; returns the accepted point (x if none) and
     ``(value, gradient)`` there when the first trial was accepted (else
-    None).
+    None). ``value_and_grad(z)`` gives both at z, ``fun(z)`` the value.
 
     The first trial, nearly always accepted by L-BFGS, is evaluated with its
     gradient, which the next iteration needs at exactly that point: one
@@ -198,7 +198,7 @@ def _armijo(fun, x, f0, g, direction, t, c1=1e-4, max_halvings=40):
     """
     slope = float(torch.dot(g, direction))
     candidate = x + t * direction
-    value, grad = _value_and_grad(fun, candidate)
+    value, grad = value_and_grad(candidate)
     if math.isfinite(float(value)) and float(value) <= f0 + c1 * t * slope:
         return candidate, (value, grad)
     with torch.no_grad():
@@ -240,6 +240,7 @@ def minimize(
     generator=None,
     callback=None,
     certify_at_end=True,
+    value_and_grad=None,
 ):
     """Minimise ``fun`` to a certified rho-second-order stationary point.
 
@@ -299,6 +300,12 @@ def minimize(
         there (max_iter, callback). ``False`` skips it, for callers that
         certify a different point themselves (e.g. a best iterate); the
         result then has ``min_eig`` NaN and the last gradient norm seen.
+    value_and_grad : callable, optional
+        ``params -> (value, grads)``, ``grads`` a dict shaped like
+        ``params``: ``fun`` and its gradient computed by the caller (e.g. in
+        closed form), used for the steps instead of autograd through
+        ``fun``, which still gives the values alone (line search trials) and
+        the certificate's derivatives.
 
     Returns
     -------
@@ -321,6 +328,18 @@ def minimize(
 
     def flat_fun(z):
         return fun(unflatten(z))
+
+    if value_and_grad is None:
+
+        def flat_value_and_grad(z):
+            return _value_and_grad(flat_fun, z)
+
+    else:
+
+        def flat_value_and_grad(z):
+            value, grads = value_and_grad(unflatten(z))
+            flat = torch.cat([grads[name].reshape(-1) for name in params])
+            return value.detach(), flat
 
     flat_stochastic = None
     if stochastic_fun is not None:
@@ -373,7 +392,7 @@ def minimize(
             if accepted is not None and accepted[0] is x:
                 f, g = accepted[1], accepted[2]
             else:
-                f, g = _value_and_grad(flat_fun, x)
+                f, g = flat_value_and_grad(x)
             n_grad += 1
             full_g = g
         else:
@@ -381,7 +400,7 @@ def minimize(
             n_grad += 1
             full_g = None
             if it % check_every == 0:
-                _, full_g = _value_and_grad(flat_fun, x)
+                _, full_g = flat_value_and_grad(x)
                 n_grad += 1
         loss = float(f)
         loss_curve.append(loss)
@@ -447,7 +466,9 @@ def minimize(
             else:
                 t0 = 1.0
             prev_x, prev_g = x, g
-            x_new, at_new = _armijo(flat_fun, x, loss, g, direction, t0)
+            x_new, at_new = _armijo(
+                flat_fun, flat_value_and_grad, x, loss, g, direction, t0
+            )
             accepted = None if at_new is None else (x_new, *at_new)
             if x_new is x:
                 # No decrease along a descent direction: numerically stuck.
