@@ -16,8 +16,9 @@ with fit times, all in the same run. Cases: the first 300 sklearn digits
 ``n_components="auto"`` search, held-out points (fit on 80 %, evaluate the
 pairs that involve the other 20 %; on digits also over six more random
 splits, with PCA also rescaled by the factor its training pairs give, a
-projection one can actually use), and sklearn's test_inverse_transform
-setting (1000 x 1000, 1 % dense, k = 10) for time.
+projection one can actually use), sklearn's test_inverse_transform
+setting (1000 x 1000, 1 % dense, k = 10) for time, and sparse data of a
+few sizes and densities.
 
 Run: ``python benchmarks/bench_jl.py`` (add ``--seeds 100 --quick`` for a
 shorter run).
@@ -296,6 +297,43 @@ def main():
     ]:
         est, seconds = fit(est, Xs)
         row(label, pairs.distortion(est.transform(Xs)), seconds)
+    sparse_cases()
+
+
+def sparse_cases():
+    """Square sparse data of a few sizes and densities (each drawn from its
+    own RandomState(0)): the default start (rescaled PCA here) maps some
+    pairs to one point, a plateau at distortion 1 the stopping rule must see
+    through."""
+    print("\n== sparse n x n data, standard normal nonzeros at random places")
+    print(
+        f"  {'n':>5} {'nonzeros':>9} {'k':>3} {'Gaussian':>9} {'default':>9} "
+        f"{'fit s':>7} {'init=gaussian':>14} {'fit s':>7}"
+    )
+    for n, density, k in [
+        (200, 0.005, 10),
+        (500, 0.003, 10),
+        (500, 0.005, 5),
+        (1000, 0.005, 10),
+        (1000, 0.01, 5),
+    ]:
+        rng = np.random.RandomState(0)
+        nnz = int(n * n * density) + 1
+        X = sp.csr_matrix(
+            (rng.randn(nnz), (rng.randint(n, size=nnz), rng.randint(n, size=nnz))),
+            shape=(n, n),
+        )
+        pairs = Pairs(X)
+        gauss = GaussianRandomProjection(k, random_state=0).fit(X)
+        ours, t_ours = fit(DerandomizedJLProjector(k, random_state=0), X)
+        start = DerandomizedJLProjector(k, init="gaussian", random_state=0)
+        start, t_start = fit(start, X)
+        print(
+            f"  {n:>5} {density:>9.1%} {k:>3} "
+            f"{pairs.distortion(gauss.transform(X)):>9.4f} "
+            f"{pairs.distortion(ours.transform(X)):>9.4f} {t_ours:>7.2f} "
+            f"{pairs.distortion(start.transform(X)):>14.4f} {t_start:>7.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -205,9 +205,11 @@ class DerandomizedJLProjector(
         Largest number of optimiser iterations (per fit; the ``"auto"``
         search fits several k).
     tol : float, default=1e-3
-        Stop when the best max distortion (validation distortion with
-        ``early_stopping``) improved by less than this relative amount over
-        ``n_iter_no_change`` iterations.
+        Stop when for ``n_iter_no_change`` iterations neither the best max
+        training distortion nor the objective improved by this relative
+        amount (with ``early_stopping``: when the best validation distortion
+        did not). The objective counts too because the max can sit on a
+        plateau while it falls, e.g. from the PCA start on sparse data.
     n_iter_no_change : int, default=20
         See ``tol``.
     early_stopping : bool, default=False

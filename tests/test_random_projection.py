@@ -126,6 +126,27 @@ def test_pca_start_is_rescaled_pca_and_best_start_is_never_worse(digits):
         )
 
 
+def test_sparse_data_does_not_stall_on_the_pca_start():
+    # At 0.5 % nonzeros the first principal directions map some pairs to
+    # one point: the rescaled PCA start (the "best" one here) has max
+    # distortion 1, flat in those pairs until the others' steps turn the
+    # matrix. Stopping on that plateau returned distortion 1.0.
+    rng = np.random.RandomState(0)
+    nnz = 201
+    X = sp.csr_matrix(
+        (rng.randn(nnz), (rng.randint(200, size=nnz), rng.randint(200, size=nnz))),
+        shape=(200, 200),
+    )
+    with pytest.warns(ConvergenceWarning):
+        start = DerandomizedJLProjector(10, max_iter=1, random_state=0).fit(X)
+    assert start.distortion_ > 0.999
+    ours = DerandomizedJLProjector(10, random_state=0).fit(X)
+    gaussian_start = DerandomizedJLProjector(10, init="gaussian", random_state=0)
+    gaussian_start.fit(X)
+    assert ours.distortion_ < 0.5
+    assert ours.distortion_ < 1.1 * gaussian_start.distortion_
+
+
 def test_same_seed_same_components_different_seed_different(digits):
     a = DerandomizedJLProjector(10, random_state=3).fit(digits)
     b = DerandomizedJLProjector(10, random_state=3).fit(digits)

@@ -16,6 +16,7 @@ from sklearn_derand._sosp.jl import (
     DistortionProblem,
     _DirectObjective,
     _distortion_loss_terms,
+    _Tracker,
 )
 
 
@@ -263,3 +264,18 @@ def test_large_sparse_input_stays_sparse_through_blocks(monkeypatch):
         est.components_ @ null.T, gauss.components_ @ null.T, atol=1e-9
     )
     assert 0.0 < stopped.validation_distortion_ < np.inf
+
+
+def test_tracker_counts_a_falling_objective_as_progress():
+    # The max distortion on a plateau while the objective falls: progress,
+    # unless validation scores decide (early stopping).
+    params = {"C": torch.zeros(2)}
+    for use_validation, stops_at in [(False, None), (True, 5)]:
+        tracker = _Tracker(1e-3, 5, None, use_validation)
+        stopped = [
+            tracker.offer(1.0, params, 1.0, loss=1.0 - 0.01 * it) for it in range(30)
+        ]
+        assert (stopped.index(True) if any(stopped) else None) == stops_at
+    tracker = _Tracker(1e-3, 5, None, False)
+    stopped = [tracker.offer(1.0, params, loss=1.0) for _ in range(6)]
+    assert stopped == [False] * 5 + [True]
