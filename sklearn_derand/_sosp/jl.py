@@ -493,12 +493,15 @@ class _Variable:
             return self.P0 + self.Y @ params["C"].T
         return self.P0 + _SparseProduct.apply(params["B"], self.sparse)
 
-    def coefficient_images(self):
-        """``{"C": C} -> images of the active points`` through the row-space
-        coefficients (the variable itself, or the certificate's)."""
+    def coefficient_map(self):
+        """``(images, pullback)`` as in :meth:`active`, through the row-space
+        coefficients C (the variable itself, or the certificate's)."""
         points = self.problem.points
         P0b, Yb = self.P0[points], self.Y[points]
-        return lambda params: P0b + Yb @ params["C"].T
+        return (
+            lambda params: P0b + Yb @ params["C"].T,
+            lambda G: {"C": (Yb.T @ G).T},
+        )
 
     def active(self):
         """``(images, pullback)`` for the active points (the current block):
@@ -507,8 +510,7 @@ class _Variable:
         the images (what autograd would give, for callers that bypass it)."""
         points = self.problem.points
         if self.sparse is None:
-            Yb = self.Y[points]
-            return self.coefficient_images(), lambda G: {"C": (Yb.T @ G).T}
+            return self.coefficient_map()
         if points.numel() == self.problem.n:
             P0b, block = self.P0, self.sparse
         else:
@@ -714,7 +716,7 @@ def _fit_direct(
     # One certificate, at the returned (best) iterate, for the last stage's
     # objective as a function of the row-space coefficients C.
     C = variable.coefficients(best["params"])
-    images = variable.coefficient_images()
+    images, _ = variable.coefficient_map()
 
     def last_objective(params):
         return _DirectObjective.apply(images(params), problem, p, alpha)[0]
