@@ -424,10 +424,11 @@ class _Tracker:
     decides when progress has stalled or the target is met.
 
     Progress is a relative improvement of at least ``tol`` of the best
-    score, or, when the score is the training max (no validation), of the
-    best objective ``loss``: the max can sit on a plateau while the
-    objective falls. With sparse data the PCA start maps some pairs to
-    (nearly) one point; their distortion, the max, is then about 1 and
+    score, or, when the score is the training max (no validation) and the
+    caller passes the objective ``loss`` (``direct`` does), of the best
+    loss: the max can sit on a plateau while the objective falls. With
+    sparse data the PCA start maps some pairs to (nearly) one point; their
+    distortion, the max, is then about 1 and
     moves only once the other pairs' steps have turned the matrix, which
     took 15 to 18 iterations on 13 draws of sklearn's sparse setting and
     more than the 20 of patience at 0.5 % nonzeros (1000 x 1000, k = 10:
