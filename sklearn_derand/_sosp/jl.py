@@ -428,13 +428,13 @@ class _Tracker:
     caller passes the objective ``loss`` (``direct`` does), of the best
     loss: the max can sit on a plateau while the objective falls. With
     sparse data the PCA start maps some pairs to (nearly) one point; their
-    distortion, the max, is then about 1 and
-    moves only once the other pairs' steps have turned the matrix, which
-    took 15 to 18 iterations on 13 draws of sklearn's sparse setting and
-    more than the 20 of patience at 0.5 % nonzeros (1000 x 1000, k = 10:
-    the fit stopped at distortion 1.0, against 0.613 now; see the sparse
-    table of ``benchmarks/bench_jl.py``). Validation scores alone decide
-    with ``early_stopping``, as in MLPRegressor.
+    distortion, the max, is then about 1 and moves only once the other
+    pairs' steps have turned the matrix, which took 15 to 18 iterations on
+    13 draws of sklearn's sparse setting and more than the 20 of patience
+    at 0.5 % nonzeros (1000 x 1000, k = 10: the fit stopped at distortion
+    1.0, against 0.613 now; see the sparse table of
+    ``benchmarks/bench_jl.py``). Validation scores alone decide with
+    ``early_stopping``, as in MLPRegressor.
     """
 
     def __init__(self, tol, n_iter_no_change, target, use_validation):
