@@ -17,8 +17,8 @@ with fit times, all in the same run. Cases: the first 300 sklearn digits
 pairs that involve the other 20 %; on digits also over six more random
 splits, with PCA also rescaled by the factor its training pairs give, a
 projection one can actually use), sklearn's test_inverse_transform
-setting (1000 x 1000, 1 % dense, k = 10) for time, and sparse data of a
-few sizes and densities.
+setting (1000 x 1000, 1 % dense, k = 10) for time, with what the stopping
+parameters trade there, and sparse data of a few sizes and densities.
 
 Run: ``python benchmarks/bench_jl.py`` (add ``--seeds 100 --quick`` for a
 shorter run).
@@ -278,11 +278,7 @@ def main():
         held_out_case("Gaussian 1000 x 1000", X, 64, min(args.seeds, 200), rng)
 
     print("\n== sklearn test_inverse_transform setting: 1000 x 1000, 1 % dense, k=10")
-    nnz = 1000 * 1000 // 100 + 1
-    Xs = sp.coo_matrix(
-        (rng.randn(nnz), (rng.randint(1000, size=nnz), rng.randint(1000, size=nnz))),
-        shape=(1000, 1000),
-    ).tocsr()
+    Xs = random_sparse(1000, 0.01, rng)
     pairs = Pairs(Xs)
     start = time.perf_counter()
     G = GaussianRandomProjection(10, random_state=0).fit(Xs)
@@ -297,7 +293,47 @@ def main():
     ]:
         est, seconds = fit(est, Xs)
         row(label, pairs.distortion(est.transform(Xs)), seconds)
+    speed_knobs()
     sparse_cases()
+
+
+def random_sparse(n, density, rng):
+    """n x n CSR with n * n * density + 1 standard normal entries at random
+    places (duplicates summed), as in sklearn's test_random_projection."""
+    nnz = int(n * n * density) + 1
+    return sp.coo_matrix(
+        (rng.randn(nnz), (rng.randint(n, size=nnz), rng.randint(n, size=nnz))),
+        shape=(n, n),
+    ).tocsr()
+
+
+def speed_knobs(n_draws=4):
+    """Time against distortion in sklearn's sparse setting (draws
+    RandomState(0) to (n_draws - 1)) for the stopping parameters."""
+    print(
+        f"\n== sklearn's sparse setting, {n_draws} draws: stopping parameters "
+        "(mean fit time, mean and worst max distortion)"
+    )
+    print(f"  {'parameters':<46}{'fit s':>10}{'mean':>10}{'worst':>10}")
+    data = [random_sparse(1000, 0.01, np.random.RandomState(s)) for s in range(n_draws)]
+    pairs = [Pairs(X) for X in data]
+    for label, kwargs in [
+        ("defaults (tol=1e-3, n_iter_no_change=20)", {}),
+        ("tol=3e-3", {"tol": 3e-3}),
+        ("tol=1e-2", {"tol": 1e-2}),
+        ("n_iter_no_change=10", {"n_iter_no_change": 10}),
+        ("max_iter=250", {"max_iter": 250}),
+        ("max_iter=150", {"max_iter": 150}),
+    ]:
+        times, values = [], []
+        for X, P in zip(data, pairs):
+            est, seconds = fit(DerandomizedJLProjector(10, random_state=0, **kwargs), X)
+            times.append(seconds)
+            values.append(P.distortion(est.transform(X)))
+        print(
+            f"  {label:<46}{np.mean(times):>10.2f}{np.mean(values):>10.4f}"
+            f"{np.max(values):>10.4f}"
+        )
 
 
 def sparse_cases():
@@ -317,12 +353,7 @@ def sparse_cases():
         (1000, 0.005, 10),
         (1000, 0.01, 5),
     ]:
-        rng = np.random.RandomState(0)
-        nnz = int(n * n * density) + 1
-        X = sp.csr_matrix(
-            (rng.randn(nnz), (rng.randint(n, size=nnz), rng.randint(n, size=nnz))),
-            shape=(n, n),
-        )
+        X = random_sparse(n, density, np.random.RandomState(0))
         pairs = Pairs(X)
         gauss = GaussianRandomProjection(k, random_state=0).fit(X)
         ours, t_ours = fit(DerandomizedJLProjector(k, random_state=0), X)
