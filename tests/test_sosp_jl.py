@@ -48,9 +48,12 @@ def _reference(problem, p, alpha):
     return fun
 
 
+@pytest.mark.parametrize("tiled", [True, False])
 @pytest.mark.parametrize("p", [8.0, 128.0])
 @pytest.mark.parametrize("n", [17, 30])  # odd and even: the row pairing
-def test_value_gradient_and_hvp_equal_autograd(p, n):
+def test_value_gradient_and_hvp_equal_autograd(p, n, tiled, monkeypatch):
+    if not tiled:  # the whole-row fused pass, taken for large k * n
+        monkeypatch.setattr(_jl_kernels, "_TILED_MAX", 0)
     problem, P = _problem(n, 6, seed=n)
     assert problem.inv_sym is not None  # the compiled path is taken
     assert problem.n_active == n * (n - 1) // 2 - 1
@@ -61,7 +64,7 @@ def test_value_gradient_and_hvp_equal_autograd(p, n):
         value = fun(x)
         (g,) = torch.autograd.grad(value, x, create_graph=True)
         (hv,) = torch.autograd.grad(g, x, grad_outputs=V)
-        results.append((float(value), g.detach().numpy(), hv.numpy()))
+        results.append((float(value.detach()), g.detach().numpy(), hv.numpy()))
     (v1, g1, h1), (v2, g2, h2) = results
     assert v1 == pytest.approx(v2, rel=1e-12)
     np.testing.assert_allclose(g1, g2, rtol=1e-9, atol=1e-12 * np.abs(g2).max())
@@ -91,6 +94,45 @@ def test_compiled_and_torch_paths_give_the_same_backward(hint):
     (v1, t1, g1), (v2, t2, g2) = grads
     assert (v1, t1) == pytest.approx((v2, t2), rel=1e-12)
     np.testing.assert_allclose(g1, g2, rtol=1e-9, atol=1e-13)
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 130, 301])
+@pytest.mark.parametrize("log2p", [1, 3, 7])
+def test_tiled_and_whole_row_passes_agree(n, log2p):
+    """The tiled fused pass (each pair once, groups of four rows, tiles of
+    _BLOCK columns) against the whole-row one: fewer points than a group, a
+    partial last group, several column blocks, inactive pairs."""
+    rng = np.random.RandomState(n)
+    k = 3
+    X = rng.randn(n, 5)
+    if n > 4:
+        X[4] = X[2]  # a zero-distance pair: inactive
+    problem = DistortionProblem(
+        X, np.ones(n, dtype=bool), 10**6, torch.device("cpu"), 0
+    )
+    Pt = np.ascontiguousarray(rng.randn(k, n))
+    scale = 2.0 if n > 1 else 1.0
+    tiled = _jl_kernels.direct_value_and_parts_tiled(Pt, problem.inv_sym, log2p, scale)
+    rows = _jl_kernels.direct_value_and_parts_rows(Pt, problem.inv_sym, log2p, scale)
+    assert tiled[0] == rows[0]  # the max |delta| is exact
+    if n == 1:
+        assert tiled[:3] == (0.0, 0.0, 0.0)
+    np.testing.assert_allclose(tiled[1:3], rows[1:3], rtol=1e-12)
+    for got, want in zip(tiled[3:], rows[3:]):
+        np.testing.assert_allclose(
+            got, want, rtol=1e-10, atol=1e-13 * np.abs(want).max()
+        )
+    # One thread: the same bits (fixed chunks, summed in order).
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        again = _jl_kernels.direct_value_and_parts_tiled(
+            Pt, problem.inv_sym, log2p, scale
+        )
+    finally:
+        numba.set_num_threads(before)
+    for got, want in zip(again, tiled):
+        np.testing.assert_array_equal(got, want)
 
 
 def test_max_and_ratio_range_equal_brute_force():
@@ -145,7 +187,7 @@ def test_worker_threads_get_the_main_thread_result(thread_safe, monkeypatch):
             else:
                 np.testing.assert_allclose(got, want, rtol=1e-12)
     if not thread_safe:
-        assert _jl_kernels.direct_value_and_parts.serial.signatures
+        assert _jl_kernels.direct_value_and_parts_tiled.serial.signatures
 
 
 def test_sparse_images_are_the_centred_products():
