@@ -135,6 +135,23 @@ def test_tiled_and_whole_row_passes_agree(n, log2p):
         np.testing.assert_array_equal(got, want)
 
 
+def test_inverse_distances_are_the_torch_form_bit_for_bit():
+    """set_points builds the symmetric inverse squared distances in one
+    compiled pass; the torch form it replaced gives the same bits, and the
+    torch pairs (mask, inv) are its upper triangle."""
+    problem, _ = _problem(40, 5, seed=2)
+    problem.set_points(np.arange(1, 40, 2))  # a block: 20 of the 40 points
+    Yb = problem.Yt[problem.points]
+    sq = (Yb * Yb).sum(1)
+    D = problem._sqdist(Yb, Yb, sq, sq)
+    mask = torch.ones_like(D, dtype=torch.bool).triu(1) & (D > problem.tiny)
+    inv = torch.where(mask, 1.0 / D.clamp_min(problem.tiny), torch.zeros_like(D))
+    np.testing.assert_array_equal(problem.inv_sym, (inv + inv.T).numpy())
+    assert problem.n_active == int(mask.sum()) == 20 * 19 // 2 - 1  # 1 and 3
+    assert torch.equal(problem.inv, inv) and torch.equal(problem.mask, mask)
+    assert torch.equal(problem.mask_f, mask.to(torch.float64))
+
+
 def test_max_and_ratio_range_equal_brute_force():
     problem, P = _problem(21, 4, seed=5)
     X = problem.Y

@@ -145,20 +145,40 @@ class DistortionProblem:
         """The active pairs are all pairs of distinct points among ``points``."""
         points = np.sort(np.asarray(points))
         self.points = torch.as_tensor(points, device=self.device)
-        Yb = self.Yt[self.points]
+        Yb = self.Yt if points.size == self.n else self.Yt[self.points]
         sq = (Yb * Yb).sum(1)
+        self.scale_hint = None  # last max |delta| seen by the fused kernel
+        self._torch_pairs = None
+        if self.device.type == "cpu":
+            # The compiled kernels scan whole rows of a symmetric matrix.
+            inv_sym, n_active = _jl_kernels.inverse_distances(
+                (Yb @ Yb.T).numpy(), sq.numpy(), self.tiny
+            )
+            self.inv_sym, self._inv_sym, self.n_active = inv_sym, inv_sym, int(n_active)
+            return
         D = self._sqdist(Yb, Yb, sq, sq)
         upper = torch.ones_like(D, dtype=torch.bool).triu(1)
         mask = upper & (D > self.tiny)
-        self.mask = mask
-        self.mask_f = mask.to(torch.float64)
-        self.inv = torch.where(mask, 1.0 / D.clamp_min(self.tiny), torch.zeros_like(D))
-        # Symmetric copy for the compiled CPU kernels (they scan whole rows).
-        self.inv_sym = (
-            (self.inv + self.inv.T).numpy() if self.device.type == "cpu" else None
-        )
-        self.scale_hint = None  # last max |delta| seen by the fused kernel
+        inv = torch.where(mask, 1.0 / D.clamp_min(self.tiny), torch.zeros_like(D))
+        self._torch_pairs = (mask, mask.to(torch.float64), inv)
+        self.inv_sym = None
         self.n_active = int(mask.sum())
+
+    def _pairs(self):
+        """``(mask, mask_f, inv)`` of the torch forms: the active pairs i < j,
+        as booleans and floats, and their inverse squared distances (0
+        elsewhere); on the CPU the upper triangle of ``inv_sym``, made on
+        first use (``derandomize`` and the reference form use them; from
+        the matrix ``set_points`` made, whatever ``inv_sym`` holds now)."""
+        if self._torch_pairs is None:
+            inv = torch.from_numpy(np.triu(self._inv_sym, 1))
+            mask = inv > 0.0
+            self._torch_pairs = (mask, mask.to(torch.float64), inv)
+        return self._torch_pairs
+
+    mask = property(lambda self: self._pairs()[0])
+    mask_f = property(lambda self: self._pairs()[1])
+    inv = property(lambda self: self._pairs()[2])
 
     def distortion_matrix(self, Pb):
         """Signed distortions of the active pairs (zeros elsewhere).
