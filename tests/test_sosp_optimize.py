@@ -286,6 +286,57 @@ def test_caller_gradients_replace_autograd_for_the_steps(method):
     assert given.min_eig == pytest.approx(auto.min_eig, rel=1e-9)
 
 
+def _two_loop(pairs, g):
+    """The textbook L-BFGS two-loop recursion (Nocedal and Wright, Alg. 7.4)."""
+    q, alphas = -g, []
+    for s, y in reversed(pairs):
+        a = float(torch.dot(s, q)) / float(torch.dot(s, y))
+        alphas.append(a)
+        q = q - a * y
+    s, y = pairs[-1]
+    q = q * (float(torch.dot(s, y)) / float(torch.dot(y, y)))
+    for (s, y), a in zip(pairs, reversed(alphas)):
+        b = float(torch.dot(y, q)) / float(torch.dot(s, y))
+        q = q + (a - b) * s
+    return q
+
+
+def test_lbfgs_product_equals_the_two_loop_recursion():
+    """The memory's product from kept dot products against the two loops:
+    filling, forgetting the oldest pairs (slots reused out of order),
+    skipping a pair without curvature, and after a reset."""
+    from sklearn_derand._sosp.optimize import _LBFGSMemory
+
+    gen = torch.Generator().manual_seed(0)
+    n = 40
+    A = torch.randn(n, n, generator=gen, dtype=torch.float64)
+    H = A @ A.T + n * torch.eye(n, dtype=torch.float64)
+    memory, pairs = _LBFGSMemory(4), []
+    assert len(memory) == 0
+    g = torch.randn(n, generator=gen, dtype=torch.float64)
+    assert torch.equal(memory.direction(g), -g)
+    for it in range(11):
+        s = torch.randn(n, generator=gen, dtype=torch.float64)
+        if it == 6:  # s.y = 0: no curvature, not kept
+            y = torch.randn(n, generator=gen, dtype=torch.float64)
+            y -= float(torch.dot(s, y)) / float(torch.dot(s, s)) * s
+        else:
+            y = H @ s
+            pairs = [*pairs, (s, y)][-4:]
+        memory.update(s, y)
+        assert len(memory) == len(pairs)
+        g = torch.randn(n, generator=gen, dtype=torch.float64)
+        expected = _two_loop(pairs, g)
+        got = memory.direction(g)
+        assert float((got - expected).norm()) <= 1e-12 * float(expected.norm())
+        if it == 5:  # six pairs in four slots: the oldest went first
+            assert memory.order == [2, 3, 0, 1]
+        if it == 7:
+            memory.clear()
+            pairs = []
+    assert memory.order == [0, 1, 2]
+
+
 def test_stochastic_adam_on_least_squares_is_certified_on_the_full_objective():
     g = torch.Generator().manual_seed(0)
     X = torch.randn(256, 5, generator=g, dtype=torch.float64)
