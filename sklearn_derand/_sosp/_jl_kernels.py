@@ -321,14 +321,26 @@ def _group_tile(Pt, inv, i0, lo, m, scale, log2p, W, A, B, stats):
         a1[j] = 0.0
         a2[j] = 0.0
         a3[j] = 0.0
-    last = n - 1
-    for c in range(k):
+    # Rows past n (the last group) repeat the last row; their weights are 0.
+    i1, i2, i3 = min(i0 + 1, n - 1), min(i0 + 2, n - 1), min(i0 + 3, n - 1)
+    # Two coordinates per sweep over the block (half the loads and stores
+    # of the four distance rows).
+    for c in range(0, k - 1, 2):
+        row, nxt = Pt[c, lo : lo + m], Pt[c + 1, lo : lo + m]
+        p0, p1, p2, p3 = Pt[c, i0], Pt[c, i1], Pt[c, i2], Pt[c, i3]
+        q0, q1, q2, q3 = Pt[c + 1, i0], Pt[c + 1, i1], Pt[c + 1, i2], Pt[c + 1, i3]
+        for j in range(m):
+            x, y = row[j], nxt[j]
+            t0, t1, t2, t3 = p0 - x, p1 - x, p2 - x, p3 - x
+            u0, u1, u2, u3 = q0 - y, q1 - y, q2 - y, q3 - y
+            a0[j] += t0 * t0 + u0 * u0
+            a1[j] += t1 * t1 + u1 * u1
+            a2[j] += t2 * t2 + u2 * u2
+            a3[j] += t3 * t3 + u3 * u3
+    if k % 2:
+        c = k - 1
         row = Pt[c, lo : lo + m]
-        # Rows past n (the last group) repeat the last row; their weights are 0.
-        p0 = Pt[c, i0]
-        p1 = Pt[c, min(i0 + 1, last)]
-        p2 = Pt[c, min(i0 + 2, last)]
-        p3 = Pt[c, min(i0 + 3, last)]
+        p0, p1, p2, p3 = Pt[c, i0], Pt[c, i1], Pt[c, i2], Pt[c, i3]
         for j in range(m):
             x = row[j]
             t0, t1, t2, t3 = p0 - x, p1 - x, p2 - x, p3 - x
