@@ -99,9 +99,10 @@ def test_compiled_and_torch_paths_give_the_same_backward(hint):
 @pytest.mark.parametrize("n", [1, 2, 7, 130, 301])
 @pytest.mark.parametrize("log2p", [1, 3, 7])
 def test_tiled_and_whole_row_passes_agree(n, log2p):
-    """The tiled fused pass (each pair once, groups of four rows, tiles of
-    _BLOCK columns) against the whole-row one: fewer points than a group, a
-    partial last group, several column blocks, inactive pairs."""
+    """The tiled fused pass and Hessian-vector product (each pair once,
+    groups of four rows, tiles of _BLOCK columns) against the whole-row
+    ones: fewer points than a group, a partial last group, several column
+    blocks, inactive pairs."""
     rng = np.random.RandomState(n)
     k = 3
     X = rng.randn(n, 5)
@@ -122,6 +123,17 @@ def test_tiled_and_whole_row_passes_agree(n, log2p):
         np.testing.assert_allclose(
             got, want, rtol=1e-10, atol=1e-13 * np.abs(want).max()
         )
+    # The Hessian-vector product's two passes (with the max |delta| as the
+    # scale, as the certificate calls them: the powers stay in range).
+    Vt = np.ascontiguousarray(rng.randn(k, n))
+    top = max(tiled[0], 1.0)
+    ue = _jl_kernels.rank_one_sum(Pt, Vt, problem.inv_sym, log2p, top) * -0.3
+    args = (Pt, Vt, problem.inv_sym, log2p, top, 0.7, 0.2, ue)
+    hv_tiled = _jl_kernels.direct_hvp_tiled(*args)
+    hv_rows = _jl_kernels.direct_hvp_rows(*args)
+    np.testing.assert_allclose(
+        hv_tiled, hv_rows, rtol=1e-10, atol=1e-13 * max(np.abs(hv_rows).max(), 1.0)
+    )
     # One thread: the same bits (fixed chunks, summed in order).
     before = numba.get_num_threads()
     numba.set_num_threads(1)
@@ -129,10 +141,12 @@ def test_tiled_and_whole_row_passes_agree(n, log2p):
         again = _jl_kernels.direct_value_and_parts_tiled(
             Pt, problem.inv_sym, log2p, scale
         )
+        hv_again = _jl_kernels.direct_hvp_tiled(*args)
     finally:
         numba.set_num_threads(before)
     for got, want in zip(again, tiled):
         np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(hv_again, hv_tiled)
 
 
 def test_inverse_distances_are_the_torch_form_bit_for_bit():

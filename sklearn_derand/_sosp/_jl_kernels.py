@@ -279,14 +279,15 @@ def _direct_value_and_parts(Pt, inv, log2p, scale_ref):
     return _ordered_max(tops), 0.5 * _ordered_sum(pws), 0.5 * _ordered_sum(sqs), G1, G2
 
 
-# The tiled fused pass (:func:`_direct_value_and_parts_tiled`) takes rows in
-# groups of this many (the code is written out for 4): each pair i < j is
-# computed once, its weights added to the group's row sums in registers and
-# to column j's sums in a per-chunk accumulator, four rows per load and
-# store. Against the whole-row pass, which computes each pair twice, at
-# p = 128 on this project's 2-core machine: 0.70 of the time for 1000 points
-# and k = 10 (1.75 against 2.5 ms), 0.67 at k = 32, 0.80 at k = 64, 0.92 at
-# k = 96; 0.71-0.84 for 300 points up to k = 128.
+# The tiled passes (:func:`_direct_value_and_parts_tiled`,
+# :func:`_direct_hvp_tiled`) take rows in groups of this many (the code is
+# written out for 4): each pair i < j is computed once, its weights added to
+# the group's row sums in registers and to column j's sums in a per-chunk
+# accumulator, four rows per load and store. Against the whole-row passes,
+# which compute each pair twice, at p = 128 on this project's 2-core
+# machine: the fused pass in 0.70 of the time for 1000 points and k = 10
+# (1.75 against 2.5 ms), 0.67 at k = 32, 0.80 at k = 64, 0.92 at k = 96;
+# 0.71-0.84 for 300 points up to k = 128.
 _GROUP = 4
 # Tiled while the chunks' accumulators (16 x 2 x (k + 1) x n doubles at
 # most) stay within 32 MB; by whole rows beyond.
@@ -294,14 +295,10 @@ _TILED_MAX = 2**17  # (k + 1) * n
 
 
 @njit(cache=True, fastmath=_FAST, inline="always")
-def _group_tile(Pt, inv, i0, lo, m, scale, log2p, W, A, B, stats):
-    """Pairs of the rows ``i0 .. i0 + 3`` with the columns ``lo .. lo + m -
-    1``: ``A[r, j] = z^(p-1) w`` and ``B[r, j] = delta w`` (``z = delta *
-    scale``, ``w = inv``, 0 for pairs with j <= i and rows past n), ``W`` the
-    weights. Adds the rows' max |delta|, sum z^(p-1) delta and sum delta^2
-    over these pairs to ``stats`` (3 x 4)."""
-    k, n = Pt.shape
-    rows = min(_GROUP, n - i0)
+def _group_weights(inv, i0, lo, m, W):
+    """``W[r, j] = inv[i0 + r, lo + j]`` for the four rows of a group and
+    the m columns of a tile, 0 for pairs with j <= i and rows past n."""
+    rows = min(_GROUP, inv.shape[0] - i0)
     for r in range(_GROUP):
         w = W[r, :m]
         if r >= rows:
@@ -315,16 +312,29 @@ def _group_tile(Pt, inv, i0, lo, m, scale, log2p, W, A, B, stats):
         else:
             for j in range(m):
                 w[j] = src[j]
+
+
+@njit(cache=True, fastmath=_FAST, inline="always")
+def _group_rows(n, i0):
+    """The four rows of the group from ``i0``, the last row repeated past n
+    (those rows' weights are 0)."""
+    return i0, min(i0 + 1, n - 1), min(i0 + 2, n - 1), min(i0 + 3, n - 1)
+
+
+@njit(cache=True, fastmath=_FAST, inline="always")
+def _group_distances(Pt, i0, lo, m, A):
+    """``A[r, j] = ||P_i - P_j||^2`` for the rows i of the group from ``i0``
+    and the columns j = lo .. lo + m - 1, two coordinates per sweep (half
+    the loads and stores of the four distance rows: 0.95-0.97 of the fused
+    pass's time at n = 1000, k = 10 and n = 300, k = 32)."""
+    k, n = Pt.shape
+    i0, i1, i2, i3 = _group_rows(n, i0)
     a0, a1, a2, a3 = A[0, :m], A[1, :m], A[2, :m], A[3, :m]
     for j in range(m):
         a0[j] = 0.0
         a1[j] = 0.0
         a2[j] = 0.0
         a3[j] = 0.0
-    # Rows past n (the last group) repeat the last row; their weights are 0.
-    i1, i2, i3 = min(i0 + 1, n - 1), min(i0 + 2, n - 1), min(i0 + 3, n - 1)
-    # Two coordinates per sweep over the block (half the loads and stores
-    # of the four distance rows).
     for c in range(0, k - 1, 2):
         row, nxt = Pt[c, lo : lo + m], Pt[c + 1, lo : lo + m]
         p0, p1, p2, p3 = Pt[c, i0], Pt[c, i1], Pt[c, i2], Pt[c, i3]
@@ -348,6 +358,42 @@ def _group_tile(Pt, inv, i0, lo, m, scale, log2p, W, A, B, stats):
             a1[j] += t1 * t1
             a2[j] += t2 * t2
             a3[j] += t3 * t3
+
+
+@njit(cache=True, fastmath=_FAST, inline="always")
+def _group_dots(Pt, Vt, i0, lo, m, D):
+    """``D[r, j] = (P_i - P_j).(V_i - V_j)``, rows and columns as in
+    :func:`_group_distances`."""
+    k, n = Pt.shape
+    i0, i1, i2, i3 = _group_rows(n, i0)
+    d0, d1, d2, d3 = D[0, :m], D[1, :m], D[2, :m], D[3, :m]
+    for j in range(m):
+        d0[j] = 0.0
+        d1[j] = 0.0
+        d2[j] = 0.0
+        d3[j] = 0.0
+    for c in range(k):
+        prow, vrow = Pt[c, lo : lo + m], Vt[c, lo : lo + m]
+        p0, p1, p2, p3 = Pt[c, i0], Pt[c, i1], Pt[c, i2], Pt[c, i3]
+        v0, v1, v2, v3 = Vt[c, i0], Vt[c, i1], Vt[c, i2], Vt[c, i3]
+        for j in range(m):
+            x, y = prow[j], vrow[j]
+            d0[j] += (p0 - x) * (v0 - y)
+            d1[j] += (p1 - x) * (v1 - y)
+            d2[j] += (p2 - x) * (v2 - y)
+            d3[j] += (p3 - x) * (v3 - y)
+
+
+@njit(cache=True, fastmath=_FAST, inline="always")
+def _group_tile(Pt, inv, i0, lo, m, scale, log2p, S, stats):
+    """Pairs of the rows ``i0 .. i0 + 3`` with the columns ``lo .. lo + m -
+    1``: ``A[r, j] = z^(p-1) w`` and ``B[r, j] = delta w`` (``z = delta *
+    scale``, ``w = inv``, 0 for pairs with j <= i and rows past n), with
+    ``W, A, B = S[:3]``. Adds the rows' max |delta|, sum z^(p-1) delta and
+    sum delta^2 over these pairs to ``stats`` (3 x 4)."""
+    W, A, B = S[0], S[1], S[2]
+    _group_weights(inv, i0, lo, m, W)
+    _group_distances(Pt, i0, lo, m, A)
     for r in range(_GROUP):
         a, b, w = A[r, :m], B[r, :m], W[r, :m]
         for j in range(m):
@@ -379,21 +425,58 @@ def _group_tile(Pt, inv, i0, lo, m, scale, log2p, W, A, B, stats):
 
 
 @njit(cache=True, fastmath=_FAST, inline="always")
-def _group_accumulate(Pe, i0, lo, m, A, B, rowA, rowB, colA, colB):
-    """Row sums ``rowA[c, r] += sum_j A[r, j] Pe[c, lo + j]`` (and B) and
-    column sums ``colA[c, lo + j] += sum_r A[r, j] Pe[c, i0 + r]``, with
-    ``Pe`` the transposed images and a last coordinate equal to 1 (the
-    plain sums)."""
-    last = Pe.shape[1] - 1
+def _hvp_tile(Pt, Vt, inv, i0, lo, m, scale, log2p, coefs, ue, S):
+    """The Hessian-vector product's weights of a tile (see
+    :func:`_group_tile`): ``A[r, j] = dL/d delta * w`` (paired with V) and
+    ``B[r, j] = f w`` (paired with P), ``f = H_delta (J V)`` as in
+    :func:`_direct_hvp`; ``W, A, B, D, E = S``."""
+    coef_power, coef_square, coef_diag = coefs
+    W, A, B, D, E = S[0], S[1], S[2], S[3], S[4]
+    _group_weights(inv, i0, lo, m, W)
+    _group_distances(Pt, i0, lo, m, A)
+    _group_dots(Pt, Vt, i0, lo, m, D)
+    for r in range(_GROUP):
+        a, b, w, dots, u = A[r, :m], B[r, :m], W[r, :m], D[r, :m], E[r, :m]
+        for j in range(m):
+            d = a[j] * w[j] - (1.0 if w[j] > 0.0 else 0.0)
+            a[j] = d
+            z = d * scale
+            u[j] = z * z
+            b[j] = 1.0
+        # b = z^(p-2) by repeated squaring, as in :func:`_block_deltas`.
+        for _ in range(log2p - 1):
+            if log2p < _FLOOR_FROM:
+                for j in range(m):
+                    b[j] *= u[j]
+                    u[j] *= u[j]
+            else:
+                for j in range(m):
+                    uu = u[j] if u[j] > _FLOOR else 0.0
+                    vv = b[j] if b[j] > _FLOOR else 0.0
+                    b[j] = vv * uu
+                    u[j] = uu * uu
+        for j in range(m):
+            d, zp2 = a[j], b[j]
+            up = d * scale * zp2  # z^(p-1)
+            e = 2.0 * w[j] * dots[j]
+            a[j] = (coef_power * up + coef_square * d) * w[j]
+            b[j] = ((coef_diag * zp2 + coef_square) * e + ue * up) * w[j]
+
+
+@njit(cache=True, fastmath=_FAST, inline="always")
+def _group_accumulate(Ea, Eb, i0, lo, m, A, B, rowA, rowB, colA, colB):
+    """Row sums ``rowA[c, r] += sum_j A[r, j] Ea[c, lo + j]`` and column
+    sums ``colA[c, lo + j] += sum_r A[r, j] Ea[c, i0 + r]`` (and the same
+    for B with Eb), ``Ea`` and ``Eb`` (k + 1, n): transposed coordinates
+    and a last one equal to 1 (the plain sums)."""
+    i0, i1, i2, i3 = _group_rows(Ea.shape[1], i0)
     a0, a1, a2, a3 = A[0, :m], A[1, :m], A[2, :m], A[3, :m]
     b0, b1, b2, b3 = B[0, :m], B[1, :m], B[2, :m], B[3, :m]
-    for c in range(Pe.shape[0]):
-        ca, cb, row = colA[c, lo : lo + m], colB[c, lo : lo + m], Pe[c, lo : lo + m]
-        # Rows past n (the last group) repeat the last row; their weights are 0.
-        p0 = Pe[c, i0]
-        p1 = Pe[c, min(i0 + 1, last)]
-        p2 = Pe[c, min(i0 + 2, last)]
-        p3 = Pe[c, min(i0 + 3, last)]
+    for c in range(Ea.shape[0]):
+        ca, cb = colA[c, lo : lo + m], colB[c, lo : lo + m]
+        ra, rb = Ea[c, lo : lo + m], Eb[c, lo : lo + m]
+        p0, p1, p2, p3 = Ea[c, i0], Ea[c, i1], Ea[c, i2], Ea[c, i3]
+        q0, q1, q2, q3 = Eb[c, i0], Eb[c, i1], Eb[c, i2], Eb[c, i3]
         x0 = 0.0
         x1 = 0.0
         x2 = 0.0
@@ -403,17 +486,17 @@ def _group_accumulate(Pe, i0, lo, m, A, B, rowA, rowB, colA, colB):
         y2 = 0.0
         y3 = 0.0
         for j in range(m):
-            x = row[j]
+            x, y = ra[j], rb[j]
             x0 += a0[j] * x
             x1 += a1[j] * x
             x2 += a2[j] * x
             x3 += a3[j] * x
-            y0 += b0[j] * x
-            y1 += b1[j] * x
-            y2 += b2[j] * x
-            y3 += b3[j] * x
+            y0 += b0[j] * y
+            y1 += b1[j] * y
+            y2 += b2[j] * y
+            y3 += b3[j] * y
             ca[j] += a0[j] * p0 + a1[j] * p1 + a2[j] * p2 + a3[j] * p3
-            cb[j] += b0[j] * p0 + b1[j] * p1 + b2[j] * p2 + b3[j] * p3
+            cb[j] += b0[j] * q0 + b1[j] * q1 + b2[j] * q2 + b3[j] * q3
         rowA[c, 0] += x0
         rowA[c, 1] += x1
         rowA[c, 2] += x2
@@ -426,16 +509,39 @@ def _group_accumulate(Pe, i0, lo, m, A, B, rowA, rowB, colA, colB):
 
 @njit(cache=True)
 def _group_scratch(k):
-    """A chunk's buffers for :func:`_group_pass`: the weights and the two
-    weighted terms of a tile, the group's row sums and its stats."""
+    """A chunk's buffers: five (4 x _BLOCK) rows of a tile (weights, the two
+    weighted terms and two more for the Hessian-vector product), the
+    group's two row sums ((k + 1) x 4) and its stats (3 x 4)."""
     return (
-        np.empty((_GROUP, _BLOCK)),
-        np.empty((_GROUP, _BLOCK)),
-        np.empty((_GROUP, _BLOCK)),
+        np.empty((5, _GROUP, _BLOCK)),
         np.empty((k + 1, _GROUP)),
         np.empty((k + 1, _GROUP)),
         np.empty((3, _GROUP)),
     )
+
+
+@njit(cache=True)
+def _chunks(n):
+    """``(n_groups, half, n_chunks)``: groups of four rows, group g paired
+    with group n_groups - 1 - g for g < half (balanced work), dealt to a
+    fixed number of chunks: a power of two (even shares for 2, 4, ...
+    threads), 8 or more group pairs each, at most 16. Fixed by n, so a
+    result does not depend on the number of threads."""
+    n_groups = (n + _GROUP - 1) // _GROUP
+    half = (n_groups + 1) // 2
+    n_chunks = 2
+    while n_chunks < 16 and 16 * n_chunks <= half:
+        n_chunks *= 2
+    return n_groups, half, n_chunks
+
+
+@njit(cache=True, fastmath=_FAST, inline="always")
+def _close_group(i0, n, rowA, rowB, colA, colB):
+    """Add the group's row sums to its rows' column accumulators."""
+    for r in range(min(_GROUP, n - i0)):
+        for c in range(rowA.shape[0]):
+            colA[c, i0 + r] += rowA[c, r]
+            colB[c, i0 + r] += rowB[c, r]
 
 
 @njit(cache=True, fastmath=_FAST)
@@ -444,71 +550,69 @@ def _group_pass(Pt, Pe, inv, i0, log2p, scale, scratch, colA, colB, tops, pws, s
     chunk's column accumulators ``colA``, ``colB`` ((k + 1, n) each, row k
     the plain sums) and the rows' ``tops``, ``pws``, ``sqs``. ``scratch``
     holds the chunk's buffers (:func:`_group_scratch`)."""
-    k, n = Pt.shape
-    W, A, B, rowA, rowB, stats = scratch
+    n = Pt.shape[1]
+    S, rowA, rowB, stats = scratch
     rowA[:] = 0.0
     rowB[:] = 0.0
     stats[:] = 0.0
     for lo in range(i0, n, _BLOCK):
         m = min(_BLOCK, n - lo)
-        _group_tile(Pt, inv, i0, lo, m, scale, log2p, W, A, B, stats)
-        _group_accumulate(Pe, i0, lo, m, A, B, rowA, rowB, colA, colB)
+        _group_tile(Pt, inv, i0, lo, m, scale, log2p, S, stats)
+        _group_accumulate(Pe, Pe, i0, lo, m, S[1], S[2], rowA, rowB, colA, colB)
+    _close_group(i0, n, rowA, rowB, colA, colB)
     for r in range(min(_GROUP, n - i0)):
         i = i0 + r
-        for c in range(k + 1):
-            colA[c, i] += rowA[c, r]
-            colB[c, i] += rowB[c, r]
         tops[i], pws[i], sqs[i] = stats[0, r], stats[1, r] * scale, stats[2, r]
+
+
+@njit(cache=True, fastmath=_FAST)
+def _hvp_group_pass(
+    Pt, Vt, Pe, Ve, inv, i0, log2p, scale, coefs, ue, scratch, colA, colB
+):
+    """:func:`_group_pass` for the Hessian-vector product: ``colA`` takes
+    the dL/d delta weights against V, ``colB`` the f weights against P."""
+    n = Pt.shape[1]
+    S, rowA, rowB, _ = scratch
+    rowA[:] = 0.0
+    rowB[:] = 0.0
+    for lo in range(i0, n, _BLOCK):
+        m = min(_BLOCK, n - lo)
+        _hvp_tile(Pt, Vt, inv, i0, lo, m, scale, log2p, coefs, ue, S)
+        _group_accumulate(Ve, Pe, i0, lo, m, S[1], S[2], rowA, rowB, colA, colB)
+    _close_group(i0, n, rowA, rowB, colA, colB)
+
+
+@njit(cache=True)
+def _extended(Pt):
+    """``Pt`` with a last row of ones, (k + 1, n)."""
+    Pe = np.ones((Pt.shape[0] + 1, Pt.shape[1]))
+    Pe[: Pt.shape[0]] = Pt
+    return Pe
 
 
 def _direct_value_and_parts_tiled(Pt, inv, log2p, scale_ref):
     """:func:`_direct_value_and_parts` over the upper triangle only (each
-    pair once), for p >= 2.
-
-    Groups of :data:`_GROUP` rows are dealt to a fixed number of chunks
-    (group g paired with the last but g, for balance), each with its own
-    column accumulators, summed in chunk order at the end: the result does
-    not depend on the number of threads.
-    """
+    pair once), for p >= 2, in chunks of groups (:func:`_chunks`) with their
+    own column accumulators, summed in chunk order at the end."""
     k, n = Pt.shape
-    n_groups = (n + _GROUP - 1) // _GROUP
-    half = (n_groups + 1) // 2
-    # A power of two (even shares for 2, 4, ... threads), 8 or more group
-    # pairs each, at most 16.
-    n_chunks = 2
-    while n_chunks < 16 and 16 * n_chunks <= half:
-        n_chunks *= 2
+    n_groups, half, n_chunks = _chunks(n)
     colA = np.zeros((n_chunks, k + 1, n))
     colB = np.zeros((n_chunks, k + 1, n))
     tops = np.zeros(n)
     pws = np.zeros(n)
     sqs = np.zeros(n)
     scale = 1.0 / scale_ref
-    Pe = np.ones((k + 1, n))
-    Pe[:k] = Pt
+    Pe = _extended(Pt)
     for ch in prange(n_chunks):
         scratch = _group_scratch(k)
-        cA, cB = colA[ch], colB[ch]
         for g in range(ch, half, n_chunks):
-            _group_pass(
-                Pt, Pe, inv, g * _GROUP, log2p, scale, scratch, cA, cB, tops, pws, sqs
-            )
-            h = n_groups - 1 - g
-            if h != g:
-                _group_pass(
-                    Pt,
-                    Pe,
-                    inv,
-                    h * _GROUP,
-                    log2p,
-                    scale,
-                    scratch,
-                    cA,
-                    cB,
-                    tops,
-                    pws,
-                    sqs,
-                )
+            for t in range(2):  # group g, then its partner
+                h = g if t == 0 else n_groups - 1 - g
+                if t == 0 or h != g:
+                    _group_pass(
+                        Pt, Pe, inv, h * _GROUP, log2p, scale, scratch,
+                        colA[ch], colB[ch], tops, pws, sqs,
+                    )  # fmt: skip
     G1 = np.empty((n, k))
     G2 = np.empty((n, k))
     for i in prange(n):
@@ -543,17 +647,12 @@ def _upper_row_ue(Pt, Vt, inv, i, log2p, scale, delta, dots, zp1, zp2, ue):
     ue[i] = 2.0 * acc
 
 
-def _direct_hvp(Pt, Vt, inv, log2p, top, coef_power, coef_square, coef_rank1):
-    """Hessian of the objective with respect to P applied to V (n x k).
-
-    ``dL/d delta = coef_power * (delta / top)^(p-1) + coef_square *
-    delta``; the Hessian in delta is
-    ``diag(coef_power (p - 1) / top * z^(p-2) + coef_square) + coef_rank1 *
-    u u^T`` with ``u = z^(p-1)`` (module docstring).
-    """
-    k, n = Pt.shape
+def _rank_one_sum(Pt, Vt, inv, log2p, top):
+    """``sum_{i < j} z_ij^(p-1) (J V)_ij``, ``z = delta / top``: the scalar of
+    the Hessian's rank-one term (:func:`direct_hvp`), one pass over the
+    upper triangle."""
+    n = Pt.shape[1]
     scale = 1.0 / top
-    coef_diag = coef_power * (2.0**log2p - 1.0) * scale
     ue_rows = np.zeros(n)
     for t in prange((n + 1) // 2):
         delta = np.empty(n)
@@ -565,7 +664,21 @@ def _direct_hvp(Pt, Vt, inv, log2p, top, coef_power, coef_square, coef_rank1):
             _upper_row_ue(
                 Pt, Vt, inv, n - 1 - t, log2p, scale, delta, dots, zp1, zp2, ue_rows
             )
-    ue = _ordered_sum(ue_rows) * coef_rank1
+    return _ordered_sum(ue_rows)
+
+
+def _direct_hvp(Pt, Vt, inv, log2p, top, coef_power, coef_square, ue):
+    """Hessian of the objective with respect to P applied to V (n x k), by
+    whole rows, given ``ue = coef_rank1 * rank_one_sum(...)``.
+
+    ``dL/d delta = coef_power * (delta / top)^(p-1) + coef_square *
+    delta``; the Hessian in delta is
+    ``diag(coef_power (p - 1) / top * z^(p-2) + coef_square) + coef_rank1 *
+    u u^T`` with ``u = z^(p-1)`` (module docstring).
+    """
+    k, n = Pt.shape
+    scale = 1.0 / top
+    coef_diag = coef_power * (2.0**log2p - 1.0) * scale
     out = np.empty((n, k))
     for i in prange(n):
         delta = np.empty(_BLOCK)
@@ -595,6 +708,41 @@ def _direct_hvp(Pt, Vt, inv, log2p, top, coef_power, coef_square, coef_rank1):
             out[i, c] = 2.0 * (
                 sum_a * Vt[c, i] - acc_a[c] + sum_f * Pt[c, i] - acc_f[c]
             )
+    return out
+
+
+def _direct_hvp_tiled(Pt, Vt, inv, log2p, top, coef_power, coef_square, ue):
+    """:func:`_direct_hvp` over the upper triangle only, in chunks of groups
+    as :func:`_direct_value_and_parts_tiled`."""
+    k, n = Pt.shape
+    n_groups, half, n_chunks = _chunks(n)
+    scale = 1.0 / top
+    coefs = (coef_power, coef_square, coef_power * (2.0**log2p - 1.0) * scale)
+    colA = np.zeros((n_chunks, k + 1, n))
+    colB = np.zeros((n_chunks, k + 1, n))
+    Pe, Ve = _extended(Pt), _extended(Vt)
+    for ch in prange(n_chunks):
+        scratch = _group_scratch(k)
+        for g in range(ch, half, n_chunks):
+            for t in range(2):  # group g, then its partner
+                h = g if t == 0 else n_groups - 1 - g
+                if t == 0 or h != g:
+                    _hvp_group_pass(
+                        Pt, Vt, Pe, Ve, inv, h * _GROUP, log2p, scale, coefs, ue,
+                        scratch, colA[ch], colB[ch],
+                    )  # fmt: skip
+    out = np.empty((n, k))
+    for i in prange(n):
+        sa = 0.0
+        sf = 0.0
+        for ch in range(n_chunks):
+            sa += colA[ch, k, i]
+            sf += colB[ch, k, i]
+        for c in range(k):
+            acc = 0.0
+            for ch in range(n_chunks):
+                acc += colA[ch, c, i] + colB[ch, c, i]
+            out[i, c] = 2.0 * (sa * Vt[c, i] + sf * Pt[c, i] - acc)
     return out
 
 
@@ -729,6 +877,21 @@ def direct_value_and_parts(Pt, inv, log2p, scale_ref):
     return direct_value_and_parts_rows(Pt, inv, log2p, scale_ref)
 
 
-direct_hvp = _compiled(_direct_hvp)
+rank_one_sum = _compiled(_rank_one_sum)
+direct_hvp_rows = _compiled(_direct_hvp)
+direct_hvp_tiled = _compiled(_direct_hvp_tiled)
+
+
+def direct_hvp(Pt, Vt, inv, log2p, top, coef_power, coef_square, coef_rank1):
+    """Hessian of the objective with respect to P applied to V (n x k): the
+    rank-one term's scalar, then one pass, tiled or by whole rows as
+    :func:`direct_value_and_parts` (the same results up to rounding)."""
+    ue = rank_one_sum(Pt, Vt, inv, log2p, top) * coef_rank1
+    k, n = Pt.shape
+    if (k + 1) * n <= _TILED_MAX:
+        return direct_hvp_tiled(Pt, Vt, inv, log2p, top, coef_power, coef_square, ue)
+    return direct_hvp_rows(Pt, Vt, inv, log2p, top, coef_power, coef_square, ue)
+
+
 ratio_range = _compiled(_ratio_range)
 inverse_distances = _compiled_exact(_inverse_distances)
