@@ -71,17 +71,18 @@ def _ordered_max(x):
 # the smallest normal double) instead of letting them go subnormal: a
 # subnormal product costs the CPU about 100 normal ones. At p = 128 the
 # pairs with |delta| below max / 256 go there; near a fitted projection in
-# sklearn's sparse setting the fused pass took 3.0 ms without the floor and
-# 2.5-2.7 ms with it, the same bits (their terms are far below the sums'
-# rounding). The test costs a few % where nothing goes subnormal, so it is
-# made from p = 2^_FLOOR_FROM on (at p = 32 only |delta| under about 3e-10
-# times the max would go subnormal).
+# sklearn's sparse setting the whole-row fused pass took 3.0 ms without the
+# floor and 2.5-2.7 ms with it, the same bits (their terms are far below
+# the sums' rounding). The test costs a few % where nothing goes subnormal,
+# so it is made from p = 2^_FLOOR_FROM on (at p = 32 only |delta| under
+# about 3e-10 times the max would go subnormal).
 _FLOOR = 2.0**-511
 _FLOOR_FROM = 6
 
-# Whole-row passes work on blocks of this many columns: the block's
-# buffers and its slice of the images stay in L1 across the k + log2(p)
-# sweeps (2.5 against 2.8 ms for 1000 points and k = 10 at p = 128).
+# Passes work on blocks (tiles) of this many columns: the block's buffers
+# and its slice of the images stay in L1 across the k + log2(p) sweeps
+# (whole-row fused pass: 2.5 against 2.8 ms for 1000 points and k = 10 at
+# p = 128).
 _BLOCK = 128
 
 
