@@ -335,6 +335,10 @@ def test_lbfgs_product_equals_the_two_loop_recursion():
             memory.clear()
             pairs = []
     assert memory.order == [0, 1, 2]
+    # No memory at all: steepest descent.
+    empty = _LBFGSMemory(0)
+    empty.update(s, y)
+    assert len(empty) == 0 and torch.equal(empty.direction(g), -g)
 
 
 def test_stochastic_adam_on_least_squares_is_certified_on_the_full_objective():

@@ -165,8 +165,9 @@ class _LBFGSMemory:
     buffer and their dot products are kept as each pair arrives, so a
     product is two matrix-vector products with the buffer, where the loops
     took 4m vector operations (JL fits of sklearn's sparse setting, 10,000
-    parameters, m = 10: update and
-    product 0.1 against 0.4 ms). The same iterates up to rounding.
+    parameters, m = 10: update and product together 0.13 against 0.42 ms).
+    The same iterates up to rounding. With ``size=0`` nothing is kept and
+    the product is ``-g``.
     """
 
     def __init__(self, size):
@@ -189,6 +190,8 @@ class _LBFGSMemory:
         if sy <= 1e-10 * float(
             torch.linalg.vector_norm(s) * torch.linalg.vector_norm(y)
         ):
+            return
+        if self.size == 0:
             return
         if self.buffer is None:
             self.buffer = s.new_empty((self.size, 2, s.numel()))
