@@ -536,6 +536,18 @@ def _chunks(n):
     return n_groups, half, n_chunks
 
 
+@njit(cache=True)
+def _chunk_rows(ch, n_groups, half, n_chunks):
+    """First rows of chunk ``ch``'s groups, in order: each of its groups g
+    (g = ch, ch + n_chunks, ... below half), then g's partner."""
+    starts = []
+    for g in range(ch, half, n_chunks):
+        starts.append(g * _GROUP)
+        if n_groups - 1 - g != g:
+            starts.append((n_groups - 1 - g) * _GROUP)
+    return starts
+
+
 @njit(cache=True, fastmath=_FAST, inline="always")
 def _close_group(i0, n, rowA, rowB, colA, colB):
     """Add the group's row sums to its rows' column accumulators."""
@@ -606,14 +618,11 @@ def _direct_value_and_parts_tiled(Pt, inv, log2p, scale_ref):
     Pe = _extended(Pt)
     for ch in prange(n_chunks):
         scratch = _group_scratch(k)
-        for g in range(ch, half, n_chunks):
-            for t in range(2):  # group g, then its partner
-                h = g if t == 0 else n_groups - 1 - g
-                if t == 0 or h != g:
-                    _group_pass(
-                        Pt, Pe, inv, h * _GROUP, log2p, scale, scratch,
-                        colA[ch], colB[ch], tops, pws, sqs,
-                    )  # fmt: skip
+        for i0 in _chunk_rows(ch, n_groups, half, n_chunks):
+            _group_pass(
+                Pt, Pe, inv, i0, log2p, scale, scratch, colA[ch], colB[ch],
+                tops, pws, sqs,
+            )  # fmt: skip
     G1 = np.empty((n, k))
     G2 = np.empty((n, k))
     for i in prange(n):
@@ -724,14 +733,11 @@ def _direct_hvp_tiled(Pt, Vt, inv, log2p, top, coef_power, coef_square, ue):
     Pe, Ve = _extended(Pt), _extended(Vt)
     for ch in prange(n_chunks):
         scratch = _group_scratch(k)
-        for g in range(ch, half, n_chunks):
-            for t in range(2):  # group g, then its partner
-                h = g if t == 0 else n_groups - 1 - g
-                if t == 0 or h != g:
-                    _hvp_group_pass(
-                        Pt, Vt, Pe, Ve, inv, h * _GROUP, log2p, scale, coefs, ue,
-                        scratch, colA[ch], colB[ch],
-                    )  # fmt: skip
+        for i0 in _chunk_rows(ch, n_groups, half, n_chunks):
+            _hvp_group_pass(
+                Pt, Vt, Pe, Ve, inv, i0, log2p, scale, coefs, ue, scratch,
+                colA[ch], colB[ch],
+            )  # fmt: skip
     out = np.empty((n, k))
     for i in prange(n):
         sa = 0.0
