@@ -595,6 +595,24 @@ def _hvp_group_pass(
     _close_group(i0, n, rowA, rowB, colA, colB)
 
 
+@njit(cache=True, fastmath=_FAST, inline="always")
+def _settle_row(col, Et, i, factor, out):
+    """``out[c] += factor * (S_i Et[c, i] - A_ci)`` for row i, with the
+    chunks' column accumulators ``col`` ((n_chunks, k + 1, n)) summed in
+    chunk order: ``A_ci`` over coordinate c, ``S_i`` over the plain sums
+    (row k). With ``Et`` the coordinates the weights were paired with, that
+    is row i's ``sum_j w_ij (E_i - E_j)``."""
+    k = Et.shape[0]
+    total = 0.0
+    for ch in range(col.shape[0]):
+        total += col[ch, k, i]
+    for c in range(k):
+        acc = 0.0
+        for ch in range(col.shape[0]):
+            acc += col[ch, c, i]
+        out[c] += factor * (total * Et[c, i] - acc)
+
+
 @njit(cache=True)
 def _extended(Pt):
     """``Pt`` with a last row of ones, (k + 1, n)."""
@@ -623,22 +641,11 @@ def _direct_value_and_parts_tiled(Pt, inv, log2p, scale_ref):
                 Pt, Pe, inv, i0, log2p, scale, scratch, colA[ch], colB[ch],
                 tops, pws, sqs,
             )  # fmt: skip
-    G1 = np.empty((n, k))
-    G2 = np.empty((n, k))
+    G1 = np.zeros((n, k))
+    G2 = np.zeros((n, k))
     for i in prange(n):
-        s1 = 0.0
-        s2 = 0.0
-        for ch in range(n_chunks):
-            s1 += colA[ch, k, i]
-            s2 += colB[ch, k, i]
-        for c in range(k):
-            a1 = 0.0
-            a2 = 0.0
-            for ch in range(n_chunks):
-                a1 += colA[ch, c, i]
-                a2 += colB[ch, c, i]
-            G1[i, c] = s1 * Pt[c, i] - a1
-            G2[i, c] = s2 * Pt[c, i] - a2
+        _settle_row(colA, Pt, i, 1.0, G1[i])
+        _settle_row(colB, Pt, i, 1.0, G2[i])
     return _ordered_max(tops), _ordered_sum(pws), _ordered_sum(sqs), G1, G2
 
 
@@ -738,18 +745,10 @@ def _direct_hvp_tiled(Pt, Vt, inv, log2p, top, coef_power, coef_square, ue):
                 Pt, Vt, Pe, Ve, inv, i0, log2p, scale, coefs, ue, scratch,
                 colA[ch], colB[ch],
             )  # fmt: skip
-    out = np.empty((n, k))
+    out = np.zeros((n, k))
     for i in prange(n):
-        sa = 0.0
-        sf = 0.0
-        for ch in range(n_chunks):
-            sa += colA[ch, k, i]
-            sf += colB[ch, k, i]
-        for c in range(k):
-            acc = 0.0
-            for ch in range(n_chunks):
-                acc += colA[ch, c, i] + colB[ch, c, i]
-            out[i, c] = 2.0 * (sa * Vt[c, i] + sf * Pt[c, i] - acc)
+        _settle_row(colA, Vt, i, 2.0, out[i])
+        _settle_row(colB, Pt, i, 2.0, out[i])
     return out
 
 
