@@ -16,9 +16,22 @@ MLPRegressor(), next to the oracle R^2 = 1 - 0.01 / Var(y); fit times.
 
 Run: ``python benchmarks/bench_subspace.py`` (``--seeds 2`` for a shorter
 run, ``--solvers`` adds our other solvers on the product link).
+
+Scale section: ``python benchmarks/bench_subspace.py --scale`` (or
+``--scale 100000`` for one size, ``--models ours`` for ours alone): each
+model fitted with its defaults in a fresh process on tanh(u1.x) + (u2.x)^2,
+d = 100, n = 10^4, 10^5, 10^6; fit wall and CPU time, the input array's
+size, the fit's extra peak resident memory over what the process held
+before it (sampled every 5 ms) and the whole process's peak, held-out R^2
+and the subspace error.
 """
 
 import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
 import time
 import warnings
 
@@ -179,15 +192,153 @@ def run_case(link, d, seeds, extra_solvers):
         print(f"  {name:<28}{values.mean():>9.4f}  +- {values.std():.4f}")
 
 
+# -- scale: time and memory against n ------------------------------------------
+
+SCALE_D = 100
+SCALE_TEST = 10_000
+
+
+def _rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class _PeakRSS:
+    """Peak resident memory of this process while the block runs (sampled
+    every 5 ms by a thread)."""
+
+    def __enter__(self):
+        self.start = self.peak = _rss()
+        self._stop = threading.Event()
+
+        def sample():
+            while not self._stop.wait(0.005):
+                self.peak = max(self.peak, _rss())
+
+        self._thread = threading.Thread(target=sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss())
+
+
+def _scale_data(n, seed=0):
+    """tanh(u1.x) + (u2.x)^2 + noise, d = 100, built in blocks (no
+    temporaries beyond the arrays returned)."""
+    rng = np.random.RandomState(seed)
+    U = np.linalg.qr(rng.randn(SCALE_D, 2))[0].T
+    X = np.empty((n + SCALE_TEST, SCALE_D))
+    y = np.empty(n + SCALE_TEST)
+    for lo in range(0, n + SCALE_TEST, 100_000):
+        hi = min(lo + 100_000, n + SCALE_TEST)
+        X[lo:hi] = rng.randn(hi - lo, SCALE_D)
+        Z = X[lo:hi] @ U.T
+        y[lo:hi] = np.tanh(Z[:, 0]) + Z[:, 1] ** 2 + NOISE * rng.randn(hi - lo)
+    return X[:n], y[:n], X[n:], y[n:], U
+
+
+def _scale_estimator(name):
+    from sklearn.ensemble import HistGradientBoostingRegressor
+    from sklearn.linear_model import RidgeCV
+
+    return {
+        "ours": lambda: StructuredTwoLayerRegressor(n_components=2, random_state=0),
+        "MLPRegressor": lambda: MLPRegressor(random_state=0),
+        "RidgeCV": lambda: RidgeCV(),
+        "HistGradientBoosting": lambda: HistGradientBoostingRegressor(random_state=0),
+    }[name]()
+
+
+def scale_row(name, n):
+    """One fit in this process: a JSON line with time, memory and quality."""
+    Xtr, ytr, Xte, yte, U = _scale_data(n)
+    model = _scale_estimator(name)
+    cpu0 = time.process_time()
+    with _PeakRSS() as mem, warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        start = time.perf_counter()
+        model.fit(Xtr, ytr)
+        wall = time.perf_counter() - start
+    row = {
+        "model": name,
+        "n": n,
+        "fit_s": wall,
+        "cpu_s": time.process_time() - cpu0,
+        "input_mb": Xtr.nbytes / 2**20,
+        "fit_extra_mb": (mem.peak - mem.start) / 2**20,
+        "peak_rss_mb": mem.peak / 2**20,
+        "r2": model.score(Xte, yte),
+        "sin_theta": (
+            subspace_distance(model.components_, U)
+            if hasattr(model, "components_")
+            else float("nan")
+        ),
+        "converged": bool(getattr(model, "converged_", True)),
+    }
+    print(json.dumps(row))
+
+
+def run_scale(sizes, models):
+    """Each (model, n) in a fresh process, so peaks do not mix."""
+    print(
+        f"\n== scale: tanh(u1.x) + (u2.x)^2, d={SCALE_D}, defaults, "
+        f"{os.cpu_count()} cores; held-out R^2 on {SCALE_TEST} points"
+    )
+    print(
+        f"  {'model':<22}{'n':>9}{'fit s':>9}{'CPU s':>9}{'input MB':>10}"
+        f"{'fit +MB':>9}{'peak MB':>9}{'R^2':>8}{'sinT':>8}"
+    )
+    for n in sizes:
+        for name in models:
+            out = subprocess.run(
+                [sys.executable, __file__, "--scale-row", name, str(n)],
+                capture_output=True,
+                text=True,
+            )
+            if out.returncode:
+                print(f"  {name:<22}{n:>9}  failed: {out.stderr.strip()[-300:]}")
+                continue
+            r = json.loads(out.stdout.strip().splitlines()[-1])
+            print(
+                f"  {name:<22}{n:>9}{r['fit_s']:>9.2f}{r['cpu_s']:>9.1f}"
+                f"{r['input_mb']:>10.0f}{r['fit_extra_mb']:>9.0f}"
+                f"{r['peak_rss_mb']:>9.0f}{r['r2']:>8.4f}{r['sin_theta']:>8.4f}"
+                + ("" if r["converged"] else "  (not converged)")
+            )
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument(
+        "--scale",
+        nargs="*",
+        type=int,
+        metavar="N",
+        help="only the scale section, at these n (default 10^4 10^5 10^6)",
+    )
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        default=["ours", "MLPRegressor", "RidgeCV", "HistGradientBoosting"],
+        help="models of the scale section",
+    )
+    parser.add_argument("--scale-row", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument(
         "--solvers",
         action="store_true",
         help="also run solver='adam' and 'pgd' on the product link",
     )
     args = parser.parse_args()
+    if args.scale_row:
+        scale_row(args.scale_row[0], int(args.scale_row[1]))
+        return
+    if args.scale is not None:
+        run_scale(args.scale or [10**4, 10**5, 10**6], args.models)
+        return
     cases = [
         ("tanh", 100),
         ("He2", 100),

@@ -49,7 +49,9 @@ def _read_matrix(path):
     X = np.asarray(X)
     if X.ndim != 2 or X.shape[0] < 2:
         raise UsageError(f"{path}: expected a 2-d table with at least 2 rows")
-    if not np.issubdtype(X.dtype, np.number):
+    if np.iscomplexobj(X):
+        raise UsageError(f"{path}: complex data is not supported")
+    if not (np.issubdtype(X.dtype, np.number) or X.dtype == bool):
         raise UsageError(f"{path}: the data must be numeric")
     return X.astype(np.float64)
 
@@ -57,7 +59,7 @@ def _read_matrix(path):
 def _read_csv(path):
     """Column names (or None) and a float array; names a non-numeric column."""
     try:
-        with open(path, newline="") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:
             rows = [row for row in csv.reader(f) if row]
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"{path}: not a readable CSV file ({exc})") from None
@@ -167,15 +169,18 @@ def _maxcut(args):
         raise UsageError(f"cannot read the graph: {exc}") from None
     start = time.perf_counter()
     with _fitting("maxcut", args.progress):
-        est = DerandomizedMaxCut(
-            alpha=args.alpha,
-            local_search=("tabu" if args.tabu else True)
-            if args.local_search
-            else False,
-            n_init=args.n_init,
-            tabu_iter=tabu_iter,
-            random_state=args.seed,
-        ).fit(W)
+        try:
+            est = DerandomizedMaxCut(
+                alpha=args.alpha,
+                local_search=("tabu" if args.tabu else True)
+                if args.local_search
+                else False,
+                n_init=args.n_init,
+                tabu_iter=tabu_iter,
+                random_state=args.seed,
+            ).fit(W)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     elapsed = time.perf_counter() - start
     print(f"nodes            {W.shape[0]}")
     print(f"edges            {W.nnz // 2}")

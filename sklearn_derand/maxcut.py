@@ -29,15 +29,33 @@ _CVXPY_MAX_NODES = 50
 _MAX_AUTO_RANK = 64
 
 
-def _as_adjacency(X):
-    """networkx graphs become sparse adjacency matrices (with weights)."""
+def _is_networkx_graph(X):
     try:
         import networkx as nx
     except ImportError:  # pragma: no cover - networkx is a dependency
-        return X
-    if isinstance(X, nx.Graph):
-        if X.is_directed():
-            X = X.to_undirected()
+        return False
+    return isinstance(X, nx.Graph)
+
+
+def _as_adjacency(X):
+    """networkx graphs become sparse adjacency matrices (with weights).
+
+    A directed graph becomes its (asymmetric) adjacency matrix, which is
+    then symmetrised with a warning exactly as an asymmetric matrix is;
+    parallel edges of a multigraph add up. An edge attribute ``weight``
+    that is not a real number is an error naming the edge (a missing one
+    counts as 1).
+    """
+    if _is_networkx_graph(X):
+        import networkx as nx
+
+        for u, v, w in X.edges(data="weight", default=1.0):
+            if not isinstance(w, Real):
+                raise ValueError(
+                    f"Edge ({u!r}, {v!r}) has weight {w!r}; edge weights must be "
+                    "real numbers (an edge without a 'weight' attribute counts "
+                    "as 1)."
+                )
         return nx.to_scipy_sparse_array(X, weight="weight", format="csr").astype(
             np.float64
         )
@@ -198,9 +216,12 @@ class DerandomizedMaxCut(BaseEstimator):
         Certified upper bound on the max cut (dual bound).
     gap_ : float
         ``1 - cut_value_ / upper_bound_``: the cut is within this fraction of
-        optimal.
+        optimal. 0 when the bound exceeds the cut by no more than rounding
+        (``1e-9`` times the total absolute weight), so a graph whose best
+        cut is 0 (all weights negative) reports 0, not 1.
     sdp_gap_ : float
-        ``(upper_bound_ - sdp_value_) / upper_bound_``.
+        ``(upper_bound_ - sdp_value_) / upper_bound_``, with the same
+        rounding rule.
     embedding_ : ndarray of shape (n_nodes, rank)
         The SDP vectors (unit rows).
     fallback_used_ : bool
@@ -450,8 +471,8 @@ class DerandomizedMaxCut(BaseEstimator):
         self.expected_cut_gw_ = float(gw)
         self.sdp_value_ = float(sdp_value)
         self.upper_bound_ = float(upper)
-        self.gap_ = float(1.0 - cut / upper) if upper > 0 else 0.0
-        self.sdp_gap_ = float((upper - sdp_value) / upper) if upper > 0 else 0.0
+        self.gap_ = backend.relative_gap(upper, cut, W)
+        self.sdp_gap_ = backend.relative_gap(upper, sdp_value, W)
         self.embedding_ = np.asarray(V, dtype=np.float64)
         self.sdp_n_iter_ = int(sdp_iter)
         if rounding_info is not None:
@@ -519,10 +540,14 @@ class DerandomizedMaxCut(BaseEstimator):
             Cut weight (higher is better).
         """
         check_is_fitted(self)
+        is_graph = _is_networkx_graph(X)
         X = self._validate_graph(X, reset=False)
         n = self.labels_.shape[0]
         X = sp.csr_matrix(X, dtype=np.float64)
         s = 2.0 * self.labels_ - 1.0
+        if is_graph:  # the graph itself (a directed one symmetrised, as in fit)
+            W = _graph_from_matrix(X)
+            return float((W.sum() - s @ (W @ s)) / 4.0)
         if X.shape[0] == n:
             W = X.copy()
             W.setdiag(0)

@@ -75,6 +75,26 @@ def subspace_distance(A, B):
     return float(np.sqrt((np.sum(off_a**2) + np.sum(off_b**2)) / 2.0))
 
 
+# solver="auto" trains with full-batch L-BFGS up to this many training rows
+# and with minibatch Adam above (see the user guide's Cost section).
+_LBFGS_MAX_SAMPLES = 20_000
+# predict runs over chunks of rows whose hidden activations take about this
+# many bytes.
+_PREDICT_CHUNK_BYTES = 32 * 2**20
+
+
+def _mean_and_scale(Y):
+    """Column means and standard deviations (1 where constant), computed on
+    Y divided by its largest absolute value so that targets near the float64
+    limit (1e200) give finite statistics instead of an overflowing variance.
+    """
+    top = np.max(np.abs(Y), axis=0)
+    top = np.where(top > 0, top, 1.0)
+    Z = Y / top
+    mean, scale = Z.mean(axis=0) * top, Z.std(axis=0) * top
+    return mean, np.where(scale > 0, scale, 1.0)
+
+
 def _largest_gap(values, cap):
     """k at the largest ratio values[k-1] / values[k] (k < cap)."""
     values = np.asarray(values, dtype=np.float64)
@@ -247,7 +267,9 @@ class StructuredTwoLayerRegressor(
             StrOptions({"auto"}),
         ],
         "subspace": [StrOptions({"gradients", "weights"})],
-        "solver": [StrOptions({"lbfgs", "adam", "pgd", "hessian_descent", "gd"})],
+        "solver": [
+            StrOptions({"auto", "lbfgs", "adam", "pgd", "hessian_descent", "gd"})
+        ],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither"), None],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
@@ -269,7 +291,7 @@ class StructuredTwoLayerRegressor(
         iota=4.0,
         n_components="auto",
         subspace="gradients",
-        solver="lbfgs",
+        solver="auto",
         max_iter=300,
         learning_rate=None,
         batch_size=200,
@@ -337,36 +359,41 @@ class StructuredTwoLayerRegressor(
         seed = int(rng.randint(np.iinfo(np.int32).max))
         self._y_1d = y.ndim == 1
         Y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
-        self.y_mean_ = Y.mean(axis=0)
-        scale = Y.std(axis=0)
-        self.y_scale_ = np.where(scale > 0, scale, 1.0)
+        self.y_mean_, self.y_scale_ = _mean_and_scale(Y)
         Ys = (Y - self.y_mean_) / self.y_scale_
         X64 = np.asarray(X, dtype=np.float64)
-        X_fit, Y_fit, X_val, Y_val = X64, Ys, None, None
+        train = validation = None
         if self.early_stopping:
-            X_fit, X_val, Y_fit, Y_val = train_test_split(
-                X64, Ys, test_size=self.validation_fraction, random_state=seed
+            train, validation = train_test_split(
+                np.arange(len(X64)),
+                test_size=self.validation_fraction,
+                random_state=seed,
             )
-            if X_val.shape[0] < 2 or X_fit.shape[0] < 2:
+            if len(validation) < 2 or len(train) < 2:
                 raise ValueError(
                     "early_stopping needs at least 2 training and 2 validation "
-                    f"samples; got {X_fit.shape[0]} and {X_val.shape[0]}."
+                    f"samples; got {len(train)} and {len(validation)}."
                 )
+            train, validation = np.sort(train), np.sort(validation)
+        n_train = len(X64) if train is None else len(train)
+        self.solver_ = self.solver
+        if self.solver == "auto":
+            self.solver_ = "lbfgs" if n_train <= _LBFGS_MAX_SAMPLES else "adam"
         result = fit_network(
-            X_fit,
-            Y_fit,
+            X64,
+            Ys,
             n_hidden=self.n_hidden,
             alpha=self.alpha,
             iota=self.iota,
-            solver=self.solver,
+            solver=self.solver_,
             max_iter=self.max_iter,
             lr=self.learning_rate,
             batch_size=self.batch_size,
             tol=self.tol,
             n_iter_no_change=self.n_iter_no_change,
             freeze_output_layer=self.freeze_output_layer,
-            X_val=X_val,
-            Y_val=Y_val,
+            train=train,
+            validation=validation,
             seed=seed,
             device=device,
             verbose=self.verbose,
@@ -377,14 +404,18 @@ class StructuredTwoLayerRegressor(
         self.converged_ = bool(result.converged)
         self.grad_norm_ = float(result.grad_norm)
         self.min_eig_ = float(result.min_eig)
+        self.certificate_samples_ = int(result.certificate_samples)
         self.loss_curve_ = [float(v) for v in result.loss_curve]
         self.validation_scores_ = list(result.validation_scores)
         self.best_validation_score_ = result.best_validation_score
         if not self.converged_:
             warnings.warn(
-                f"{type(self).__name__} did not converge within max_iter="
-                f"{self.max_iter} ({result.message}); consider increasing "
-                "max_iter or tol.",
+                f"{type(self).__name__} did not converge ({result.message}); "
+                + (
+                    "consider a smaller learning_rate."
+                    if result.diverged
+                    else f"consider increasing max_iter={self.max_iter} or tol."
+                ),
                 ConvergenceWarning,
             )
         self._read_subspace(X64, X.dtype)
@@ -421,10 +452,16 @@ class StructuredTwoLayerRegressor(
         self._n_features_out = self.n_components_
 
     def _forward(self, X):
-        W, a = self.coefs_[0].T, self.coefs_[1]
-        z = self.iota * (X @ W.T + self.intercepts_[0])
-        hidden = np.logaddexp(z, 0.0) / self.iota
-        return hidden @ a + self.intercepts_[1]
+        """Outputs on the standardised scale, a chunk of rows at a time."""
+        W, a = self.coefs_[0], self.coefs_[1]
+        rows = max(64, _PREDICT_CHUNK_BYTES // (8 * (W.shape[1] + 1)))
+        out = np.empty((X.shape[0], a.shape[1]))
+        for lo in range(0, X.shape[0], rows):
+            chunk = np.asarray(X[lo : lo + rows], dtype=np.float64)
+            z = self.iota * (chunk @ W + self.intercepts_[0])
+            hidden = np.logaddexp(z, 0.0, out=z) / self.iota
+            out[lo : lo + rows] = hidden @ a + self.intercepts_[1]
+        return out
 
     def predict(self, X):
         """Predict with the trained network.
@@ -441,12 +478,38 @@ class StructuredTwoLayerRegressor(
         """
         check_is_fitted(self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
-        Y = (
-            self._forward(np.asarray(X, dtype=np.float64)) * self.y_scale_
-            + self.y_mean_
-        )
+        Y = self._forward(X) * self.y_scale_ + self.y_mean_
         Y = Y.astype(X.dtype, copy=False)
         return Y.ravel() if self._y_1d else Y
+
+    def score(self, X, y, sample_weight=None):
+        """Coefficient of determination R^2 of the prediction.
+
+        As :meth:`sklearn.base.RegressorMixin.score`, computed on the
+        standardised target scale, which leaves R^2 unchanged and keeps
+        targets near the float64 limit from overflowing its sums of squares.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Standardised inputs.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            True targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+
+        Returns
+        -------
+        score : float
+            R^2 of ``self.predict(X)`` against ``y`` (averaged uniformly over
+            outputs).
+        """
+        from sklearn.metrics import r2_score
+
+        y_pred = self.predict(X)
+        y = np.asarray(y, dtype=np.float64)
+        scale = self.y_scale_ if y.ndim > 1 else self.y_scale_[0]
+        return r2_score(y / scale, y_pred / scale, sample_weight=sample_weight)
 
     def transform(self, X):
         """Project X onto the learned subspace.

@@ -70,6 +70,10 @@ def max_pairwise_distortion(X, X_embedded, *, batch_size=1024):
             f"({X.shape[0]} != {E.shape[0]})."
         )
     E = E.toarray() if sp.issparse(E) else E
+    # The ratios do not change when X and E are divided by the same power of
+    # two; dividing by X's brings its squared distances into range.
+    X, exponent = _unit_scale(X)
+    E = np.ldexp(E, -exponent)
     x_sq = np.asarray(X.multiply(X).sum(1)).ravel() if sp.issparse(X) else (X**2).sum(1)
     e_sq = (E**2).sum(1)
     scale = max(float(x_sq.max()) if x_sq.size else 0.0, 1e-300)
@@ -86,6 +90,28 @@ def max_pairwise_distortion(X, X_embedded, *, batch_size=1024):
             ratio = np.maximum(De[ok], 0.0) / Dx[ok]
             worst = max(worst, float(np.abs(ratio - 1.0).max()))
     return worst
+
+
+def _unit_scale(X):
+    """X divided by the power of two nearest ``max |X|`` (exactly), and the
+    exponent of that power.
+
+    The result has its largest absolute value in [0.5, 1), so squared
+    distances neither overflow nor underflow; the division is exact (a
+    change of exponent) for every value that is not subnormal afterwards.
+    """
+    data = X.data if sp.issparse(X) else np.asarray(X)
+    top = float(np.max(np.abs(data))) if data.size else 0.0
+    if top == 0.0 or not np.isfinite(top):
+        return X, 0
+    exponent = int(np.frexp(top)[1])
+    if exponent == 0:
+        return X, 0
+    if sp.issparse(X):
+        X = X.astype(np.float64)  # a copy: the caller's matrix is untouched
+        X.data = np.ldexp(X.data, -exponent)
+        return X, exponent
+    return np.ldexp(np.asarray(X, dtype=np.float64), -exponent), exponent
 
 
 def _dense(M):
@@ -119,7 +145,14 @@ def _canonical(X):
     first. Large sparse inputs stay sparse and uncentred (and are their own
     sparse copy). The sparse copy is built from the rounded values, so it
     too is the same for every input format.
+
+    Distortions do not change when the data is scaled, so the data is first
+    divided by the power of two nearest its largest absolute value
+    (:func:`_unit_scale`): values of 1e-50 or 1e300 would otherwise underflow
+    or overflow in float32 (or in the squared distances). Dividing by a power
+    of two commutes with rounding, so float32 and float64 inputs still agree.
     """
+    X = _unit_scale(X)[0]
     if sp.issparse(X):
         if X.shape[0] * X.shape[1] > _DENSIFY_LIMIT:
             X = X.astype(np.float32).astype(np.float64)

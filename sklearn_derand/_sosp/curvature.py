@@ -81,12 +81,18 @@ class Certificate:
         return self.verdict == "sosp"
 
 
-def hessian_vector_product(fun, x):
+def hessian_vector_product(fun, x, parts=None):
     """Return ``(f, g, hvp)`` at flat ``x``: value, gradient and an HVP closure.
 
     The gradient graph is built once with ``create_graph=True`` and reused by
-    every product (double backward).
+    every product (double backward). With ``parts``, a list of functions whose
+    sum is the objective (e.g. its terms over chunks of data), each product
+    is summed over the parts, one part's graph at a time: memory stays that
+    of one part, at the price of recomputing each part's gradient per
+    product.
     """
+    if parts is not None:
+        return _chunked_hessian_vector_product(parts, x)
     x = x.detach().requires_grad_(True)
     with torch.enable_grad():
         f = fun(x)
@@ -104,6 +110,37 @@ def hessian_vector_product(fun, x):
         return torch.zeros_like(x) if hv is None else hv.detach()
 
     return f.detach(), g.detach(), hvp
+
+
+def _chunked_hessian_vector_product(parts, x):
+    x = x.detach()
+    f = torch.zeros((), dtype=x.dtype, device=x.device)
+    g = torch.zeros_like(x)
+    for part in parts:
+        z = x.clone().requires_grad_(True)
+        with torch.enable_grad():
+            value = part(z)
+            (gp,) = torch.autograd.grad(value, z, allow_unused=True)
+        f += value.detach()
+        if gp is not None:
+            g += gp
+
+    def hvp(v):
+        out = torch.zeros_like(x)
+        for part in parts:
+            z = x.clone().requires_grad_(True)
+            with torch.enable_grad():
+                (gp,) = torch.autograd.grad(
+                    part(z), z, create_graph=True, allow_unused=True
+                )
+                if gp is None or not gp.requires_grad:
+                    continue
+                (hv,) = torch.autograd.grad(gp, z, grad_outputs=v, allow_unused=True)
+            if hv is not None:
+                out += hv
+        return out
+
+    return f, g, hvp
 
 
 @dataclass
@@ -205,13 +242,19 @@ def certify_flat(
     max_lanczos=50,
     delta=0.01,
     generator=None,
+    parts=None,
 ):
-    """:func:`certify` on a flat parameter vector (used by the optimiser)."""
+    """:func:`certify` on a flat parameter vector (used by the optimiser).
+
+    ``parts``, when given, replaces ``fun``: functions of the flat vector
+    whose sum is the objective, differentiated one at a time (see
+    :func:`hessian_vector_product`).
+    """
     rho = float(rho)
     if rho <= 0:
         raise ValueError(f"rho must be positive, got {rho}.")
     threshold = -math.sqrt(float(hessian_lipschitz) * rho)
-    _, g, hvp = hessian_vector_product(fun, x)
+    _, g, hvp = hessian_vector_product(fun, x, parts)
     grad_norm = float(torch.linalg.vector_norm(g))
     n = x.numel()
 
@@ -288,6 +331,7 @@ def certify(
     max_lanczos=50,
     delta=0.01,
     generator=None,
+    parts=None,
 ):
     """Check whether ``params`` is a rho-second-order stationary point of ``fun``.
 
@@ -312,6 +356,10 @@ def certify(
         Acceptable failure probability for a "no negative curvature" verdict.
     generator : torch.Generator, optional
         For the random Lanczos start.
+    parts : list of callable, optional
+        Functions ``params -> scalar tensor`` whose sum is the objective to
+        certify, used instead of ``fun`` and differentiated one at a time
+        (memory of one part; see :func:`hessian_vector_product`).
 
     Returns
     -------
@@ -319,6 +367,9 @@ def certify(
     """
     x, _ = flatten(params)
     unflatten = unflattener(params)
+    flat_parts = None
+    if parts is not None:
+        flat_parts = [(lambda z, part=part: part(unflatten(z))) for part in parts]
     return certify_flat(
         lambda z: fun(unflatten(z)),
         x,
@@ -328,4 +379,5 @@ def certify(
         max_lanczos=max_lanczos,
         delta=delta,
         generator=generator,
+        parts=flat_parts,
     )

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from sklearn_derand._sosp._utils import make_generator
+from sklearn_derand._sosp.curvature import certify
 from sklearn_derand._sosp.optimize import minimize
 from sklearn_derand._sosp.smoothing import smoothed_relu
 
@@ -37,6 +38,8 @@ class NetworkResult:
     validation_scores: list = field(default_factory=list, repr=False)
     best_validation_score: float | None = None
     message: str = ""
+    diverged: bool = False
+    certificate_samples: int = 0
 
 
 def _init(n_features, n_hidden, n_outputs, gen):
@@ -59,6 +62,21 @@ def predict(params, X, iota):
     return H @ params["a"] + params["c"]
 
 
+# Every pass over the data runs over chunks of rows whose hidden activations
+# (and their gradients) take about this many bytes, so no temporary grows
+# with n.
+CHUNK_BYTES = 32 * 2**20
+# Fits on more rows than this certify (grad_norm, min_eig) the objective on a
+# random subsample of this many rows: a Lanczos run costs some dozens of
+# Hessian-vector products, each a double-backward pass over its rows.
+CERTIFICATE_SAMPLES = 20_000
+
+
+def chunk_rows(n_hidden, n_features):
+    """Rows per chunk of a pass over the data (see ``CHUNK_BYTES``)."""
+    return max(64, CHUNK_BYTES // (8 * (4 * n_hidden + n_features + 4)))
+
+
 def fit_network(
     X,
     Y,
@@ -73,40 +91,119 @@ def fit_network(
     tol=1e-5,
     n_iter_no_change=10,
     freeze_output_layer=False,
-    X_val=None,
-    Y_val=None,
+    train=None,
+    validation=None,
+    warmup_epochs=0,
+    warmup_lr=3e-3,
     seed=0,
     device="cpu",
     verbose=0,
 ):
     """Train the network on (X, Y) (numpy, Y of shape (n, n_outputs)).
 
+    ``train`` and ``validation`` are optional row indices: the rows the
+    objective is over (all rows when None) and the rows whose R^2 picks the
+    iterate kept. Rows are gathered a chunk at a time, so a split costs no
+    copy of X. With ``warmup_epochs`` a full-batch solver starts from the
+    point reached by that many epochs of minibatch Adam (``batch_size``,
+    ``warmup_lr``); they count neither in ``n_iter`` nor in the loss curve.
+
     Full-batch solvers ("lbfgs", "pgd", "hessian_descent", "gd") minimise
     ``0.5 mean ||Y - y_hat||^2 + alpha ||W||^2`` directly; "adam" takes
     minibatch steps (``max_iter`` counts epochs) and evaluates the full
     objective once per epoch for the stopping rule and the certificate.
-    With validation data, the iterate with the best validation R^2 is kept
-    and training stops after ``n_iter_no_change`` checks without an
-    improvement of ``tol``; otherwise it stops when the training objective
-    stalls the same way, or at a certified SOSP.
+    Every full pass (value, gradient, Hessian-vector products, validation)
+    runs over chunks of ``chunk_rows`` rows. With validation rows, the
+    iterate with the best validation R^2 is kept and training stops after
+    ``n_iter_no_change`` checks without an improvement of ``tol``;
+    otherwise it stops when the training objective stalls the same way, or
+    at a certified SOSP.
     """
     opts = {"dtype": torch.float64, "device": device}
     gen = make_generator(seed)
-    Xt = torch.tensor(np.asarray(X), **opts)
-    Yt = torch.tensor(np.asarray(Y), **opts)
-    n, d = Xt.shape
+    Xt = _as_tensor(X, device)
+    Yt = _as_tensor(Y, device)
+    d = Xt.shape[1]
     n_outputs = Yt.shape[1]
     params = {k: v.to(device) for k, v in _init(d, n_hidden, n_outputs, gen).items()}
     frozen_a = params.pop("a") if freeze_output_layer else None
+    rows = chunk_rows(n_hidden, d)
 
-    def full(p, Xb=Xt, Yb=Yt):
-        q = p if frozen_a is None else {**p, "a": frozen_a}
+    def with_a(p):
+        return p if frozen_a is None else {**p, "a": frozen_a}
+
+    def chunks(index, size=rows):
+        """(X, Y) chunks of the rows ``index`` (all rows when None)."""
+        n_rows = Xt.shape[0] if index is None else len(index)
+        for lo in range(0, n_rows, size):
+            if index is None:
+                yield Xt[lo : lo + size], Yt[lo : lo + size]
+            else:
+                idx = index[lo : lo + size]
+                yield Xt[idx], Yt[idx]
+
+    train_idx = None if train is None else torch.as_tensor(train, device=device)
+    n = Xt.shape[0] if train_idx is None else len(train_idx)
+
+    def squared_error(q, Xb, Yb):
         residual = predict(q, Xb, iota) - Yb
-        return 0.5 * (residual * residual).sum(1).mean() + alpha * (p["W"] ** 2).sum()
+        return 0.5 * (residual * residual).sum()
+
+    def ridge(p):
+        return alpha * (p["W"] ** 2).sum()
+
+    def full(p):
+        """The objective, one chunk at a time (its value only)."""
+        q = with_a(p)
+        with torch.no_grad():
+            total = sum(squared_error(q, Xb, Yb) for Xb, Yb in chunks(train_idx))
+            return total / n + ridge(p)
+
+    def full_value_and_grad(p):
+        leaves = {k: v.detach().requires_grad_(True) for k, v in p.items()}
+        q = with_a(leaves)
+        names = list(leaves)
+        grads = [torch.zeros_like(leaves[k]) for k in names]
+        value = torch.zeros((), **opts)
+        for Xb, Yb in chunks(train_idx):
+            with torch.enable_grad():
+                part = squared_error(q, Xb, Yb) / n
+                parts = torch.autograd.grad(
+                    part, [leaves[k] for k in names], allow_unused=True
+                )
+            value += part.detach()
+            for g, gp in zip(grads, parts):
+                if gp is not None:
+                    g += gp
+        grads = dict(zip(names, grads))
+        grads["W"] = grads["W"] + 2.0 * alpha * leaves["W"].detach()
+        return value + ridge(p).detach(), grads
+
+    # The certificate's objective: the training rows, or a random subsample
+    # of CERTIFICATE_SAMPLES of them (mean squared error over the subsample
+    # plus the same ridge).
+    cert_idx = train_idx
+    if n > CERTIFICATE_SAMPLES:
+        pick = torch.randperm(n, generator=gen)[:CERTIFICATE_SAMPLES].sort().values
+        pick = pick.to(device)
+        cert_idx = pick if train_idx is None else train_idx[pick]
+    cert_n = n if cert_idx is train_idx else CERTIFICATE_SAMPLES
+    cert_chunks = list(chunks(cert_idx))
+
+    def certificate_part(k):
+        Xb, Yb = cert_chunks[k]
+
+        def part(p):
+            value = squared_error(with_a(p), Xb, Yb) / cert_n
+            return value + ridge(p) if k == 0 else value
+
+        return part
+
+    certificate_parts = [certificate_part(k) for k in range(len(cert_chunks))]
 
     stochastic = None
     n_batches = 1
-    if solver == "adam":
+    if solver == "adam" or warmup_epochs:
         bs = max(1, min(batch_size, n))
         n_batches = math.ceil(n / bs)
         order = {"epoch": -1, "perm": None}
@@ -116,13 +213,15 @@ def fit_network(
             if epoch != order["epoch"]:
                 order["epoch"] = epoch
                 order["perm"] = torch.randperm(n, generator=gen).to(device)
+                if train_idx is not None:
+                    order["perm"] = train_idx[order["perm"]]
             idx = order["perm"][step * bs : (step + 1) * bs]
-            return full(p, Xt[idx], Yt[idx])
+            return squared_error(with_a(p), Xt[idx], Yt[idx]) / len(idx) + ridge(p)
 
-    Xv = Yv = None
-    if X_val is not None:
-        Xv = torch.tensor(np.asarray(X_val), **opts)
-        Yv = torch.tensor(np.asarray(Y_val), **opts)
+    val_idx = None
+    if validation is not None:
+        val_idx = torch.as_tensor(validation, device=device)
+        Yv = Yt[val_idx]
         v_var = ((Yv - Yv.mean(0)) ** 2).sum().clamp_min(1e-300)
     state = {
         "best": math.inf,
@@ -135,15 +234,15 @@ def fit_network(
     def callback(info):
         if info.n_iter % n_batches:
             return False
-        if Xv is not None:
+        if val_idx is not None:
+            q = with_a(info.params)
             with torch.no_grad():
-                q = info.params if frozen_a is None else {**info.params, "a": frozen_a}
-                r2 = 1.0 - float(((predict(q, Xv, iota) - Yv) ** 2).sum() / v_var)
+                sse = sum(2.0 * squared_error(q, Xb, Yb) for Xb, Yb in chunks(val_idx))
+            r2 = 1.0 - float(sse / v_var)
             state["scores"].append(r2)
             value = -r2
         elif stochastic is not None:
-            with torch.no_grad():  # the epoch's full objective, not a batch
-                value = float(full(info.params))
+            value = float(full(info.params))  # the epoch's full objective
         else:
             value = info.loss
         if value < state["best"] - tol * max(abs(state["best"]), 1.0):
@@ -153,12 +252,35 @@ def fit_network(
         if value < state["best"]:
             state["best"] = value
             state["best_params"] = {k: v.clone() for k, v in info.params.items()}
-            state["best_score"] = -value if Xv is not None else None
+            state["best_score"] = -value if val_idx is not None else None
         if verbose >= 2 and (info.n_iter // n_batches) % 10 == 0:
-            extra = f", validation R2 {-value:.4f}" if Xv is not None else ""
+            extra = f", validation R2 {-value:.4f}" if val_idx is not None else ""
             print(f"  iter {info.n_iter // n_batches}: loss {info.loss:.6f}{extra}")
         return state["stall"] >= n_iter_no_change
 
+    if warmup_epochs and solver != "adam":
+        # Minibatch Adam epochs from the random start, then the full-batch
+        # solver from where they ended: a few cheap epochs do most of the
+        # descent on many rows, the full-batch steps the precise end.
+        warm = minimize(
+            full,
+            params,
+            method="adam",
+            rho=tol,
+            lr=warmup_lr,
+            max_iter=warmup_epochs * n_batches,
+            stochastic_fun=stochastic,
+            check_every=n_batches,
+            generator=gen,
+            value_and_grad=full_value_and_grad,
+            certify_at_end=False,
+        )
+        if _finite(warm.params) and float(full(warm.params)) < float(full(params)):
+            params = warm.params
+        if verbose:
+            loss = float(full(params))
+            print(f"adam warm-up: {warmup_epochs} epochs, loss {loss:.6f}")
+        stochastic, n_batches = None, 1
     if lr is None:
         lr = {"adam": 1e-3, "lbfgs": 1.0}.get(solver, 0.5)
     res = minimize(
@@ -173,13 +295,43 @@ def fit_network(
         generator=gen,
         callback=callback,
         max_lanczos=30,
+        value_and_grad=full_value_and_grad,
+        certificate_parts=certificate_parts,
     )
     final = res.params
-    if Xv is not None and state["best_params"] is not None:
+    stopped = "callback" in res.message
+    settled = True  # the returned point is where the run ended up
+    grad_norm, min_eig, message = res.grad_norm, res.min_eig, res.message
+    if n_batches > 1 and message.startswith("reached max_iter"):
+        message = f"reached max_iter={max_iter} epochs without a certified SOSP"
+    if state["best_params"] is None:
+        raise ValueError(
+            "The training objective is not finite at the initial point "
+            f"({res.loss_curve[0] if res.loss_curve else math.nan}): the inputs "
+            "or targets are too large for the network. Standardise X (for "
+            "example with StandardScaler) and keep y finite."
+        )
+    if val_idx is not None:
         final = state["best_params"]
+    else:
+        with torch.no_grad():
+            final_value = float(full(final)) if _finite(final) else math.inf
+        if not final_value <= state["best"] + tol * max(abs(state["best"]), 1.0):
+            # The objective rose (a step size too large for the problem, or a
+            # divergence to non-finite values): return the best iterate and
+            # do not call the run converged.
+            settled = False
+            message = (
+                f"the objective rose from {state['best']:.6g} (best, kept) to "
+                f"{final_value:.6g}; the learning rate may be too large"
+            )
+            final = state["best_params"]
+            cert = certify(
+                full, final, tol, max_lanczos=30, generator=gen, parts=certificate_parts
+            )
+            grad_norm, min_eig = cert.grad_norm, cert.min_eig
     out = {k: v.detach().cpu().numpy() for k, v in final.items()}
     a = frozen_a.cpu().numpy() if frozen_a is not None else out["a"]
-    stopped = "callback" in res.message
     if verbose:
         print(
             f"{solver}: {res.n_iter} iterations, final loss "
@@ -191,11 +343,24 @@ def fit_network(
         a=a,
         c=out["c"],
         n_iter=math.ceil(res.n_iter / n_batches),
-        converged=res.converged or stopped,
-        grad_norm=res.grad_norm,
-        min_eig=res.min_eig,
+        converged=settled and (res.converged or stopped),
+        grad_norm=grad_norm,
+        min_eig=min_eig,
         loss_curve=res.loss_curve[::n_batches] if n_batches > 1 else res.loss_curve,
         validation_scores=state["scores"],
         best_validation_score=state["best_score"],
-        message=res.message,
+        message=message,
+        diverged=not settled,
+        certificate_samples=cert_n,
     )
+
+
+def _as_tensor(array, device):
+    """A float64 tensor sharing the array's memory where it can (a writeable
+    float64 array on the CPU), else a copy."""
+    array = np.require(array, dtype=np.float64, requirements=["W"])
+    return torch.as_tensor(array).to(device)
+
+
+def _finite(params):
+    return all(bool(torch.isfinite(v).all()) for v in params.values())

@@ -307,6 +307,8 @@ def minimize(
     callback=None,
     certify_at_end=True,
     value_and_grad=None,
+    certificate_parts=None,
+    lr_schedule=None,
 ):
     """Minimise ``fun`` to a certified rho-second-order stationary point.
 
@@ -372,6 +374,15 @@ def minimize(
         closed form), used for the steps instead of autograd through
         ``fun``, which still gives the values alone (line search trials) and
         the certificate's derivatives.
+    lr_schedule : callable, optional
+        ``n_iter -> float``: a multiplier of Adam's step size at each
+        iteration (e.g. lowered by a callback when the objective stalls).
+    certificate_parts : list of callable, optional
+        Functions ``params -> scalar tensor`` whose sum is the objective the
+        certificate checks, differentiated one at a time so that its
+        Hessian-vector products need the memory of one part (e.g. ``fun``'s
+        terms over chunks of data, or over a subsample of them: the
+        certificate then certifies that sum). Default: ``[fun]``.
 
     Returns
     -------
@@ -424,6 +435,9 @@ def minimize(
             lr = 1.0 / smoothness if smoothness is not None else 1e-2
     radius = rho if perturbation_radius is None else perturbation_radius
     cert_kwargs = {
+        "parts": None
+        if certificate_parts is None
+        else [(lambda z, part=part: part(unflatten(z))) for part in certificate_parts],
         "hessian_lipschitz": hessian_lipschitz,
         "smoothness": smoothness,
         "max_lanczos": max_lanczos,
@@ -519,7 +533,8 @@ def minimize(
             m2.mul_(betas[1]).addcmul_(g, g, value=1.0 - betas[1])
             m1_hat = m1 / (1.0 - betas[0] ** adam_t)
             m2_hat = m2 / (1.0 - betas[1] ** adam_t)
-            x = x - step * m1_hat / (m2_hat.sqrt() + adam_eps)
+            factor = 1.0 if lr_schedule is None else float(lr_schedule(it))
+            x = x - (factor * step) * m1_hat / (m2_hat.sqrt() + adam_eps)
         elif method == "lbfgs":
             if prev_x is not None:
                 memory.update(x - prev_x, g - prev_g)
