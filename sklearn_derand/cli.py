@@ -228,6 +228,7 @@ def _jl(args):
 
 
 def _subspace(args):
+    from sklearn.linear_model import RidgeCV
     from sklearn.model_selection import train_test_split
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -250,14 +251,30 @@ def _subspace(args):
     features = [name for name in names if name != args.target]
     if X.shape[1] == 0 or X.shape[0] < 10:
         raise UsageError(f"{path}: need at least one feature column and 10 rows")
+    if not 0.0 < args.test_size < 1.0:
+        raise UsageError(
+            f"--test-size must lie strictly between 0 and 1, got {args.test_size}"
+        )
+    n_test = int(np.ceil(args.test_size * len(y)))
+    if n_test < 2 or len(y) - n_test < 10:
+        raise UsageError(
+            f"--test-size {args.test_size} leaves {len(y) - n_test} rows to fit and "
+            f"{n_test} to test; need at least 10 and 2"
+        )
     Xtr, Xte, ytr, yte = train_test_split(
         X, y, test_size=args.test_size, random_state=args.seed
     )
     n_components = _positive_int(args.n_components, "--n-components", allow_auto=True)
+    alpha = args.alpha
+    if alpha != "auto":
+        try:
+            alpha = float(alpha)
+        except ValueError:
+            raise UsageError("--alpha must be a number or 'auto'") from None
     model = make_pipeline(
         StandardScaler(),
         StructuredTwoLayerRegressor(
-            n_components=n_components, alpha=args.alpha, random_state=args.seed
+            n_components=n_components, alpha=alpha, random_state=args.seed
         ),
     )
     start = time.perf_counter()
@@ -272,7 +289,16 @@ def _subspace(args):
         f"samples x features  {X.shape[0]} x {X.shape[1]} "
         f"(fit on {len(ytr)}, held out {len(yte)})"
     )
-    print(f"held-out R^2        {model.score(Xte, yte):.4f}")
+    score = model.score(Xte, yte)
+    linear = make_pipeline(StandardScaler(), RidgeCV()).fit(Xtr, ytr)
+    linear_score = linear.score(Xte, yte)
+    print(f"held-out R^2        {score:.4f}  (alpha_ {net.alpha_:g})")
+    print(f"linear baseline     {linear_score:.4f}  (RidgeCV, same split)")
+    if score <= linear_score:
+        print(
+            "warning: the network is not better than the linear baseline on "
+            "held-out rows; its subspace is not supported by this data"
+        )
     print(f"subspace dimension  {net.n_components_}")
     top = ", ".join(f"{v:.3g}" for v in net.singular_values_[: net.n_components_ + 3])
     print(f"spectrum            {top}, ...")
@@ -452,7 +478,10 @@ def build_parser():
     ss.add_argument("--target", required=True, help="name of the target column")
     ss.add_argument("--n-components", default="auto")
     ss.add_argument(
-        "--alpha", type=float, default=3e-3, help="ridge on the first layer"
+        "--alpha",
+        default="auto",
+        help="ridge on the first layer: a number, or 'auto' (default: chosen "
+        "on a validation split)",
     )
     ss.add_argument("--test-size", type=float, default=0.2)
     ss.add_argument("--seed", type=int, default=0)

@@ -19,6 +19,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from sklearn_derand._interrupt import restore_on_interrupt
+
 __all__ = ["DerandomizedMaxCut"]
 
 # Graphs up to this many nodes go to cvxpy with sdp_solver="auto".
@@ -97,6 +99,9 @@ def _solve_sdp_cvxpy(W):
     import cvxpy as cp
 
     n = W.shape[0]
+    # The optimal X does not change when W is scaled; weights near 1e200
+    # made the solver panic (a Rust PanicException), so it sees W / max|W|.
+    W = W / max(float(np.abs(W.data).max()), 1e-300)
     L = (sp.diags(np.asarray(W.sum(axis=1)).ravel()) - W).toarray()
     X = cp.Variable((n, n), PSD=True)
     problem = cp.Problem(cp.Maximize(cp.trace(L @ X) / 4.0), [cp.diag(X) == 1])
@@ -347,6 +352,7 @@ class DerandomizedMaxCut(BaseEstimator):
         )
         return X
 
+    @restore_on_interrupt
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Find a large cut of the graph X.

@@ -26,6 +26,8 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
+from sklearn_derand._interrupt import restore_on_interrupt
+
 __all__ = [
     "DerandomizedJLProjector",
     "johnson_lindenstrauss_min_dim",
@@ -413,6 +415,7 @@ class DerandomizedJLProjector(
         self.device = device
         self.verbose = verbose
 
+    @restore_on_interrupt
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Learn the projection from the pairwise distances of X.

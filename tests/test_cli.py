@@ -190,3 +190,27 @@ def test_demo_runs_all_three_beside_their_baselines(capsys):
     assert cut >= float(hyper.split()[-1])
     sub = next(line for line in lines if "found a" in line)
     assert float(sub.split("=")[1].split()[0]) < 0.1
+
+
+def test_subspace_prints_a_linear_baseline_and_warns_below_it(capsys, tmp_path):
+    rng = np.random.RandomState(0)
+    X = rng.randn(200, 3)
+    y = rng.randn(200)  # no signal at all
+    data = tmp_path / "noise.csv"
+    np.savetxt(data, np.c_[X, y], delimiter=",", header="a,b,c,target", comments="")
+    code, out, err = _run(capsys, "subspace", str(data), "--target", "target")
+    assert code == 0, err
+    score, baseline = _field(out, "held-out R^2"), _field(out, "linear baseline")
+    assert ("warning: the network is not better" in out) == (score <= baseline)
+
+
+@pytest.mark.parametrize("size", ["0", "1.5", "0.99", "-0.2"])
+def test_subspace_rejects_test_sizes_that_leave_nothing(capsys, tmp_path, size):
+    data = tmp_path / "d.csv"
+    rng = np.random.RandomState(0)
+    np.savetxt(data, rng.randn(40, 3), delimiter=",", header="a,b,t", comments="")
+    code, _, err = _run(
+        capsys, "subspace", str(data), "--target", "t", "--test-size", size
+    )
+    assert code == 2
+    assert "--test-size" in err and "Traceback" not in err

@@ -12,7 +12,11 @@ import pytest
 from sklearn.datasets import load_digits
 from sklearn.model_selection import GridSearchCV, KFold
 
-from sklearn_derand import DerandomizedJLProjector, StructuredTwoLayerRegressor
+from sklearn_derand import (
+    DerandomizedJLProjector,
+    StructuredTwoLayerRegressor,
+    subspace_distance,
+)
 
 distributed = pytest.importorskip("dask.distributed")
 da = pytest.importorskip("dask.array")
@@ -79,3 +83,29 @@ def test_parallel_post_fit_transforms_a_chunked_array(client):
     np.testing.assert_allclose(
         embedded.compute(), model.estimator.transform(X), rtol=1e-12
     )
+
+
+def test_incremental_trains_the_regressor_out_of_core(client):
+    """dask-ml's Incremental streams the blocks of a dask array through
+    partial_fit; a few passes reach the quality of a plain fit."""
+    wrappers = pytest.importorskip("dask_ml.wrappers")
+    rng = np.random.RandomState(0)
+    X = rng.randn(6000, 5)
+    y = np.tanh(X[:, 0] - X[:, 1]) + 0.1 * rng.randn(6000)
+    X_test = rng.randn(2000, 5)
+    y_test = np.tanh(X_test[:, 0] - X_test[:, 1])
+    Xd = da.from_array(X, chunks=(1000, 5))
+    yd = da.from_array(y, chunks=1000)
+    model = wrappers.Incremental(
+        StructuredTwoLayerRegressor(
+            n_hidden=16, batch_size=50, learning_rate=1e-2, random_state=0
+        )
+    )
+    for _ in range(6):
+        model.partial_fit(Xd, yd)
+    streamed = model.estimator_
+    assert streamed.n_iter_ == 6 * Xd.numblocks[0]
+    plain = StructuredTwoLayerRegressor(n_hidden=16, random_state=0).fit(X, y)
+    assert streamed.score(X_test, y_test) > plain.score(X_test, y_test) - 0.03
+    direction = np.array([[1.0, -1.0, 0.0, 0.0, 0.0]])
+    assert subspace_distance(streamed.components_[:1], direction) < 0.1

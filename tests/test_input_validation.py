@@ -235,3 +235,74 @@ def test_cli_rejects_bad_input_in_one_line(capsys, tmp_path, argv, message):
     assert message in err
     assert len(err.strip().splitlines()) == 1
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("scale", [1e-200, 1e200, 1e300])
+def test_maxcut_small_graph_with_extreme_weights(scale):
+    """The cvxpy path sees W / max|W|: weights near the float64 limits give
+    the same cut (scaled) instead of a solver panic."""
+    rng = np.random.RandomState(0)
+    A = np.triu(rng.rand(12, 12) < 0.5, 1) * rng.uniform(0.5, 2.0, (12, 12))
+    A = A + A.T
+    ref = DerandomizedMaxCut(random_state=0).fit(A)
+    est = DerandomizedMaxCut(random_state=0).fit(A * scale)
+    np.testing.assert_array_equal(est.labels_, ref.labels_)
+    assert est.cut_value_ == pytest.approx(ref.cut_value_ * scale, rel=1e-9)
+    assert est.upper_bound_ >= est.cut_value_
+
+
+# -- an interrupted fit leaves the estimator as it was ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("make", "target", "data"),
+    [
+        (
+            lambda: StructuredTwoLayerRegressor(n_hidden=4, random_state=0),
+            "sklearn_derand._sosp.network.minimize",
+            "regression",
+        ),
+        (
+            lambda: DerandomizedMaxCut(random_state=0),
+            "sklearn_derand._sosp.maxcut.derandomized_rounding",
+            "graph",
+        ),
+        (
+            lambda: DerandomizedJLProjector(3, random_state=0),
+            "sklearn_derand._sosp.jl.fit_projection",
+            "points",
+        ),
+    ],
+)
+@pytest.mark.parametrize("as_numba_error", [False, True])
+def test_interrupted_fit_restores_the_estimator(
+    monkeypatch, make, target, data, as_numba_error
+):
+    X, y = _regression_data()
+    inputs = {
+        "regression": (X, y),
+        "graph": (np.ones((6, 6)) - np.eye(6),),
+        "points": (X,),
+    }[data]
+    est = make()
+    fitted = make().fit(*inputs)
+
+    def interrupt(*args, **kwargs):
+        if not as_numba_error:
+            raise KeyboardInterrupt
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:  # what Ctrl-C in a numba kernel looks like
+            raise SystemError("CPUDispatcher returned a result with an exception set")
+
+    module, name = target.rsplit(".", 1)
+    import importlib
+
+    monkeypatch.setattr(importlib.import_module(module), name, interrupt)
+    for model in (est, fitted):
+        before = dict(model.__dict__)
+        with pytest.raises(KeyboardInterrupt):
+            model.fit(*inputs)
+        assert model.__dict__.keys() == before.keys()
+        for key, value in before.items():
+            assert model.__dict__[key] is value

@@ -95,6 +95,8 @@ def fit_network(
     validation=None,
     warmup_epochs=0,
     warmup_lr=3e-3,
+    lr_decays=0,
+    init=None,
     seed=0,
     device="cpu",
     verbose=0,
@@ -107,6 +109,7 @@ def fit_network(
     copy of X. With ``warmup_epochs`` a full-batch solver starts from the
     point reached by that many epochs of minibatch Adam (``batch_size``,
     ``warmup_lr``); they count neither in ``n_iter`` nor in the loss curve.
+    ``init`` (a dict of numpy ``W, b, a, c``) replaces the random start.
 
     Full-batch solvers ("lbfgs", "pgd", "hessian_descent", "gd") minimise
     ``0.5 mean ||Y - y_hat||^2 + alpha ||W||^2`` directly; "adam" takes
@@ -126,6 +129,8 @@ def fit_network(
     d = Xt.shape[1]
     n_outputs = Yt.shape[1]
     params = {k: v.to(device) for k, v in _init(d, n_hidden, n_outputs, gen).items()}
+    if init is not None:  # a warm start (numpy W, b, a, c)
+        params = {k: torch.as_tensor(init[k], **opts).clone() for k in params}
     frozen_a = params.pop("a") if freeze_output_layer else None
     rows = chunk_rows(n_hidden, d)
 
@@ -160,24 +165,15 @@ def fit_network(
             return total / n + ridge(p)
 
     def full_value_and_grad(p):
-        leaves = {k: v.detach().requires_grad_(True) for k, v in p.items()}
-        q = with_a(leaves)
-        names = list(leaves)
-        grads = [torch.zeros_like(leaves[k]) for k in names]
+        """The objective and its gradient, summed over chunks (closed form)."""
         value = torch.zeros((), **opts)
+        grads = {k: torch.zeros_like(v) for k, v in p.items()}
         for Xb, Yb in chunks(train_idx):
-            with torch.enable_grad():
-                part = squared_error(q, Xb, Yb) / n
-                parts = torch.autograd.grad(
-                    part, [leaves[k] for k in names], allow_unused=True
-                )
-            value += part.detach()
-            for g, gp in zip(grads, parts):
-                if gp is not None:
-                    g += gp
-        grads = dict(zip(names, grads))
-        grads["W"] = grads["W"] + 2.0 * alpha * leaves["W"].detach()
-        return value + ridge(p).detach(), grads
+            part, part_grads = _squared_error_and_grads(with_a(p), Xb, Yb, iota, n)
+            value += part
+            for k, g in grads.items():
+                g += part_grads[k]
+        return _with_ridge(p, value, grads, alpha)
 
     # The certificate's objective: the training rows, or a random subsample
     # of CERTIFICATE_SAMPLES of them (mean squared error over the subsample
@@ -209,6 +205,7 @@ def fit_network(
         order = {"epoch": -1, "perm": None}
 
         def stochastic(p, it):
+            """The minibatch objective and its gradient (closed form)."""
             epoch, step = divmod(it, n_batches)
             if epoch != order["epoch"]:
                 order["epoch"] = epoch
@@ -216,7 +213,10 @@ def fit_network(
                 if train_idx is not None:
                     order["perm"] = train_idx[order["perm"]]
             idx = order["perm"][step * bs : (step + 1) * bs]
-            return squared_error(with_a(p), Xt[idx], Yt[idx]) / len(idx) + ridge(p)
+            value, grads = _squared_error_and_grads(
+                with_a(p), Xt[idx], Yt[idx], iota, len(idx)
+            )
+            return _with_ridge(p, value, grads, alpha)
 
     val_idx = None
     if validation is not None:
@@ -229,7 +229,10 @@ def fit_network(
         "best_params": None,
         "scores": [],
         "best_score": None,
+        "decays": 0,
+        "factor": 1.0,
     }
+    lr_patience = max(2, n_iter_no_change // 3)
 
     def callback(info):
         if info.n_iter % n_batches:
@@ -253,6 +256,16 @@ def fit_network(
             state["best"] = value
             state["best_params"] = {k: v.clone() for k, v in info.params.items()}
             state["best_score"] = -value if val_idx is not None else None
+        if (
+            stochastic is not None
+            and state["stall"] >= lr_patience
+            and state["decays"] < lr_decays
+        ):
+            # Adam's noise floor, not the model, stalls the objective: a
+            # tenth of the step size lowers it (ReduceLROnPlateau).
+            state["decays"] += 1
+            state["factor"] /= 10.0
+            state["stall"] = 0
         if verbose >= 2 and (info.n_iter // n_batches) % 10 == 0:
             extra = f", validation R2 {-value:.4f}" if val_idx is not None else ""
             print(f"  iter {info.n_iter // n_batches}: loss {info.loss:.6f}{extra}")
@@ -269,7 +282,7 @@ def fit_network(
             rho=tol,
             lr=warmup_lr,
             max_iter=warmup_epochs * n_batches,
-            stochastic_fun=stochastic,
+            stochastic_value_and_grad=stochastic,
             check_every=n_batches,
             generator=gen,
             value_and_grad=full_value_and_grad,
@@ -290,13 +303,14 @@ def fit_network(
         rho=tol,
         lr=lr,
         max_iter=max_iter * n_batches,
-        stochastic_fun=stochastic,
+        stochastic_value_and_grad=stochastic,
         check_every=n_batches,
         generator=gen,
         callback=callback,
         max_lanczos=30,
         value_and_grad=full_value_and_grad,
         certificate_parts=certificate_parts,
+        lr_schedule=lambda it: state["factor"],
     )
     final = res.params
     stopped = "callback" in res.message
@@ -355,6 +369,39 @@ def fit_network(
     )
 
 
+def _squared_error_and_grads(params, X, Y, iota, count):
+    """``0.5 sum ||Y - y_hat||^2 / count`` on (X, Y) and its gradient with
+    respect to each parameter, in closed form (no autograd graph: one
+    forward and three matrix products per call).
+
+    With ``Z = iota (X W^T + b)``, ``H = softplus(Z) / iota`` and
+    ``R = (H a + c - Y) / count``: ``grad a = H^T R``, ``grad c = sum R``,
+    ``grad W = (R a^T * sigmoid(Z))^T X`` and ``grad b`` its column sums
+    (``Z`` is ``X W^T + b`` in the code, scaled by iota in place at the end).
+    Only the parameters in ``params`` get a gradient key except ``a``,
+    which always has one (dropped by the caller when it is frozen).
+    """
+    W, b, a, c = params["W"], params["b"], params["a"], params["c"]
+    Z = torch.addmm(b, X, W.T)
+    # softplus(iota z) / iota; above iota z = 40 it is z to float64
+    # precision (log1p(e^-40) = 4e-18), so the threshold changes no bit that
+    # matters and the value equals smoothed_relu's.
+    H = torch.nn.functional.softplus(Z, beta=iota, threshold=40.0)
+    R = torch.addmm(c, H, a).sub_(Y)
+    value = 0.5 * (R * R).sum() / count
+    R.div_(count)
+    dZ = (R @ a.T).mul_(torch.sigmoid(Z.mul_(iota)))
+    grads = {"W": dZ.T @ X, "b": dZ.sum(0), "a": H.T @ R, "c": R.sum(0)}
+    return value, {k: grads[k] for k in params}
+
+
+def _with_ridge(params, value, grads, alpha):
+    """Add ``alpha ||W||^2`` and its gradient to a data term."""
+    W = params["W"]
+    grads["W"] = grads["W"] + 2.0 * alpha * W
+    return value + alpha * (W * W).sum(), grads
+
+
 def _as_tensor(array, device):
     """A float64 tensor sharing the array's memory where it can (a writeable
     float64 array on the CPU), else a copy."""
@@ -364,3 +411,86 @@ def _as_tensor(array, device):
 
 def _finite(params):
     return all(bool(torch.isfinite(v).all()) for v in params.values())
+
+
+def adam_pass(
+    state,
+    X,
+    Y,
+    *,
+    n_hidden,
+    alpha,
+    iota,
+    lr,
+    batch_size,
+    freeze_output_layer,
+    seed,
+    device="cpu",
+    betas=(0.9, 0.999),
+    eps=1e-8,
+):
+    """One epoch of minibatch Adam over (X, Y), continuing from ``state``.
+
+    The out-of-core step behind ``partial_fit``: ``state`` is None (a fresh
+    start, initialised from ``seed``) or the dict this function returned
+    last time, of numpy arrays: the parameters ``W, b, a, c``, Adam's
+    moments ``m_<name>``, ``v_<name>`` and the step count ``t``. Batches
+    are drawn in a random order from ``seed``. Returns the new state, the
+    objective on (X, Y) after the pass and its gradient norm there (both
+    over the rows given, computed in chunks).
+    """
+    opts = {"dtype": torch.float64, "device": device}
+    gen = make_generator(seed)
+    Xt = _as_tensor(X, device)
+    Yt = _as_tensor(Y, device)
+    n, d = Xt.shape
+    if state is None:
+        init = _init(d, n_hidden, Yt.shape[1], gen)
+        state = {k: v.numpy() for k, v in init.items()}
+        for name in ("W", "b", "a", "c"):
+            state[f"m_{name}"] = np.zeros_like(state[name])
+            state[f"v_{name}"] = np.zeros_like(state[name])
+        state["t"] = 0
+    names = ["W", "b", "c"] if freeze_output_layer else ["W", "b", "a", "c"]
+    params = {
+        k: torch.as_tensor(state[k], **opts).clone() for k in ("W", "b", "a", "c")
+    }
+    m = {k: torch.as_tensor(state[f"m_{k}"], **opts).clone() for k in names}
+    v = {k: torch.as_tensor(state[f"v_{k}"], **opts).clone() for k in names}
+    t = int(state["t"])
+    bs = max(1, min(batch_size, n))
+    order = torch.randperm(n, generator=gen).to(device)
+    for lo in range(0, n, bs):
+        idx = order[lo : lo + bs]
+        _, grads = _with_ridge(
+            params,
+            *_squared_error_and_grads(params, Xt[idx], Yt[idx], iota, len(idx)),
+            alpha,
+        )
+        t += 1
+        for k in names:
+            m[k].mul_(betas[0]).add_(grads[k], alpha=1.0 - betas[0])
+            v[k].mul_(betas[1]).addcmul_(grads[k], grads[k], value=1.0 - betas[1])
+            m_hat = m[k] / (1.0 - betas[0] ** t)
+            v_hat = v[k] / (1.0 - betas[1] ** t)
+            params[k] -= lr * m_hat / (v_hat.sqrt() + eps)
+    value = torch.zeros((), **opts)
+    grads = {k: torch.zeros_like(p) for k, p in params.items()}
+    rows = chunk_rows(n_hidden, d)
+    for lo in range(0, n, rows):
+        part, part_grads = _squared_error_and_grads(
+            params, Xt[lo : lo + rows], Yt[lo : lo + rows], iota, n
+        )
+        value += part
+        for k, g in grads.items():
+            g += part_grads[k]
+    value, grads = _with_ridge(params, value, grads, alpha)
+    grad_norm = math.sqrt(sum(float((grads[k] ** 2).sum()) for k in names))
+    new = {k: p.cpu().numpy() for k, p in params.items()}
+    for k in names:
+        new[f"m_{k}"] = m[k].cpu().numpy()
+        new[f"v_{k}"] = v[k].cpu().numpy()
+    if freeze_output_layer:
+        new["m_a"], new["v_a"] = state["m_a"], state["v_a"]
+    new["t"] = t
+    return new, float(value), grad_norm

@@ -300,6 +300,7 @@ def minimize(
     delta=0.01,
     require_rigorous=False,
     stochastic_fun=None,
+    stochastic_value_and_grad=None,
     check_every=1,
     history_size=10,
     lr_scale=None,
@@ -351,6 +352,10 @@ def minimize(
         ``(params, n_iter) -> scalar tensor`` driving the steps (e.g. a
         minibatch loss); ``fun`` is then evaluated every ``check_every``
         iterations for the stopping rule and the certificate.
+    stochastic_value_and_grad : callable, optional
+        ``(params, n_iter) -> (value, grads)``: ``stochastic_fun`` with its
+        gradient computed by the caller (``grads`` a dict shaped like
+        ``params``); either may be given.
     check_every : int, default=1
     history_size : int, default=10
         Number of curvature pairs kept by L-BFGS.
@@ -419,12 +424,28 @@ def minimize(
             return value.detach(), flat
 
     flat_stochastic = None
-    if stochastic_fun is not None:
+    if stochastic_fun is not None or stochastic_value_and_grad is not None:
+        if stochastic_fun is None:
+
+            def stochastic_fun(p, it):
+                return stochastic_value_and_grad(p, it)[0]
 
         def flat_stochastic(z, it):
             return stochastic_fun(unflatten(z), it)
 
-    if method == "lbfgs" and stochastic_fun is not None:
+    if stochastic_value_and_grad is not None:
+
+        def stochastic_step_value_and_grad(z, it):
+            value, grads = stochastic_value_and_grad(unflatten(z), it)
+            flat = torch.cat([grads[name].reshape(-1) for name in params])
+            return value.detach(), flat
+
+    elif stochastic_fun is not None:
+
+        def stochastic_step_value_and_grad(z, it):
+            return _value_and_grad(lambda w: flat_stochastic(w, it), z)
+
+    if method == "lbfgs" and flat_stochastic is not None:
         raise ValueError("method='lbfgs' needs a deterministic objective.")
     if lr is None:
         if method == "lbfgs":
@@ -476,7 +497,7 @@ def minimize(
             n_grad += 1
             full_g = g
         else:
-            f, g = _value_and_grad(lambda z: flat_stochastic(z, it), x)
+            f, g = stochastic_step_value_and_grad(x, it)
             n_grad += 1
             full_g = None
             if it % check_every == 0:
