@@ -8,6 +8,7 @@ traceback.
 
 import argparse
 import csv
+import os
 import sys
 import time
 import warnings
@@ -29,6 +30,8 @@ class UsageError(Exception):
 def _existing_file(path):
     """``path`` as a Path, or a UsageError if there is no such file."""
     path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"{path} is a directory, not a file")
     if not path.is_file():
         raise UsageError(f"no such file: {path}")
     return path
@@ -104,16 +107,52 @@ def _positive_int(text, flag, allow_auto=False):
     return value
 
 
-def _write_array(path, array, fmt="%.10g"):
-    """Save to .npy, or as comma-separated text otherwise."""
+_OUTPUT_SUFFIXES = {
+    ".npy": "numpy .npy",
+    ".csv": "comma-separated text",
+    ".txt": "comma-separated text",
+}
+
+
+def _output_path(path, inputs):
+    """``--output`` checked before any fitting: a known suffix, an existing
+    writable folder, and not one of the input files."""
+    if path is None:
+        return None
     path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"--output {path} is a directory")
+    if path.suffix.lower() not in _OUTPUT_SUFFIXES:
+        raise UsageError(
+            f"--output {path}: use a .npy, .csv or .txt file name (got "
+            f"{path.suffix or 'no suffix'!r})"
+        )
+    folder = path.parent
+    if not folder.is_dir():
+        raise UsageError(f"cannot write {path}: no such folder {folder}")
+    if not os.access(folder, os.W_OK):
+        raise UsageError(f"cannot write {path}: the folder is not writable")
+    for source in inputs:
+        if path.exists() and path.resolve() == Path(source).resolve():
+            raise UsageError(
+                f"--output {path} is the input file; refusing to overwrite it"
+            )
+    return path
+
+
+def _write_array(path, array, fmt="%.10g"):
+    """Save to exactly ``path``: .npy (any case) as numpy, else as
+    comma-separated text. Returns a description of the format."""
+    kind = _OUTPUT_SUFFIXES[path.suffix.lower()]
     try:
-        if path.suffix.lower() == ".npy":
-            np.save(path, array)
-        else:
-            np.savetxt(path, array, delimiter=",", fmt=fmt)
+        with open(path, "wb") as f:
+            if path.suffix.lower() == ".npy":
+                np.save(f, array)
+            else:
+                np.savetxt(f, array, delimiter=",", fmt=fmt)
     except OSError as exc:
         raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return kind
 
 
 # -- progress ---------------------------------------------------------------------
@@ -163,6 +202,7 @@ def _maxcut(args):
     tabu_iter = args.tabu_iter
     if tabu_iter is not None:
         tabu_iter = _positive_int(tabu_iter, "--tabu-iter")
+    output = _output_path(args.output, [args.graph])
     try:
         W = load_graph(_existing_file(args.graph), format=args.format)
     except ValueError as exc:
@@ -189,9 +229,9 @@ def _maxcut(args):
     print(f"gap              {100 * est.gap_:.3f} %  (cut is within this of optimal)")
     print(f"GW expectation   {est.expected_cut_gw_:.6g}")
     print(f"time             {elapsed:.2f} s")
-    if args.output:
-        _write_array(args.output, est.labels_, fmt="%d")
-        print(f"partition        {args.output} (side 0/1 of node i on line i+1)")
+    if output:
+        kind = _write_array(output, est.labels_, fmt="%d")
+        print(f"partition        {output} ({kind}: side 0/1 of node i, row i)")
     return 0
 
 
@@ -200,6 +240,7 @@ def _jl(args):
 
     from sklearn_derand import DerandomizedJLProjector, max_pairwise_distortion
 
+    output = _output_path(args.output, [args.data])
     X = _read_matrix(args.data)
     n_components = _positive_int(args.n_components, "--n-components", allow_auto=True)
     start = time.perf_counter()
@@ -221,9 +262,9 @@ def _jl(args):
         "(GaussianRandomProjection, same k and seed)"
     )
     print(f"fit time                 {elapsed:.2f} s")
-    if args.output:
-        _write_array(args.output, est.transform(X))
-        print(f"embedding                {args.output}")
+    if output:
+        kind = _write_array(output, est.transform(X))
+        print(f"embedding                {output} ({kind})")
     return 0
 
 
@@ -241,6 +282,9 @@ def _subspace(args):
     names, table = _read_csv(path)
     if names is None:
         raise UsageError(f"{path}: the CSV needs a header row naming the columns")
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise UsageError(f"{path}: repeated column names {', '.join(repeated)}")
     if args.target not in names:
         raise UsageError(
             f"{path}: no column {args.target!r} (columns: {', '.join(names)})"
@@ -417,7 +461,10 @@ def build_parser():
     mc.add_argument(
         "--format", default="auto", choices=["auto", "gset", "edgelist", "mtx"]
     )
-    mc.add_argument("--output", help="write the side (0/1) of each node, one per line")
+    mc.add_argument(
+        "--output",
+        help="write the side (0/1) of each node, one per row (.txt/.csv text, or .npy)",
+    )
     mc.add_argument("--seed", type=int, default=0)
     mc.add_argument(
         "--alpha",
@@ -464,7 +511,7 @@ def build_parser():
         default=0.1,
         help="target distortion for 'auto' (default 0.1)",
     )
-    jl.add_argument("--output", help="write the embedding (.npy or .csv)")
+    jl.add_argument("--output", help="write the embedding (.npy, or .csv/.txt as text)")
     jl.add_argument("--seed", type=int, default=0)
     jl.set_defaults(func=_jl)
 

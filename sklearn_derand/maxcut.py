@@ -23,6 +23,10 @@ from sklearn_derand._interrupt import restore_on_interrupt
 
 __all__ = ["DerandomizedMaxCut"]
 
+# exact="auto" enumerates every partition up to this many nodes (0.4 s at
+# 28; twice that per node more); exact=True up to _EXACT_LIMIT.
+_EXACT_MAX_NODES = 28
+_EXACT_LIMIT = 34
 # Graphs up to this many nodes go to cvxpy with sdp_solver="auto".
 _CVXPY_MAX_NODES = 50
 # rank="auto" is ceil(sqrt(2 n)) + 1 (Barvinok-Pataki: an optimal solution of
@@ -199,6 +203,11 @@ class DerandomizedMaxCut(BaseEstimator):
         ``random_state``.
     n_hyperplanes : int, default=1000
         Random hyperplanes tried by ``rounding="hyperplane"``.
+    exact : bool or "auto", default="auto"
+        Enumerate every partition (after the SDP and rounding) and return the
+        maximum cut with ``gap_ = 0``. ``"auto"``: on graphs of at most 28
+        nodes (2^27 partitions, about 0.4 s; each further node doubles it).
+        ``True`` forces it up to 34 nodes.
     random_state : int, RandomState instance or None, default=None
         Seeds the SDP start, the colouring and the rounding.
     device : str, default="cpu"
@@ -218,15 +227,19 @@ class DerandomizedMaxCut(BaseEstimator):
     sdp_value_ : float
         Value of the SDP solution found (a lower bound on the SDP optimum).
     upper_bound_ : float
-        Certified upper bound on the max cut (dual bound).
+        Certified upper bound on the max cut: the SDP's dual bound, or the
+        optimum itself when ``exact_`` (every partition was enumerated).
+    exact_ : bool
+        Whether every partition was enumerated: the cut is then a maximum cut
+        and ``gap_`` is 0.
     gap_ : float
         ``1 - cut_value_ / upper_bound_``: the cut is within this fraction of
         optimal. 0 when the bound exceeds the cut by no more than rounding
         (``1e-9`` times the total absolute weight), so a graph whose best
         cut is 0 (all weights negative) reports 0, not 1.
     sdp_gap_ : float
-        ``(upper_bound_ - sdp_value_) / upper_bound_``, with the same
-        rounding rule.
+        ``(bound - sdp_value_) / bound`` for the SDP's own dual bound (which
+        is ``upper_bound_`` unless ``exact_``), with the same rounding rule.
     embedding_ : ndarray of shape (n_nodes, rank)
         The SDP vectors (unit rows).
     fallback_used_ : bool
@@ -298,6 +311,7 @@ class DerandomizedMaxCut(BaseEstimator):
         "n_init": [Interval(Integral, 1, None, closed="left")],
         "local_search": ["boolean", StrOptions({"tabu"})],
         "tabu_iter": [Interval(Integral, 1, None, closed="left"), None],
+        "exact": ["boolean", StrOptions({"auto"})],
         "n_hyperplanes": [Interval(Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
         "device": [str],
@@ -320,6 +334,7 @@ class DerandomizedMaxCut(BaseEstimator):
         local_search="tabu",
         tabu_iter=None,
         n_hyperplanes=1000,
+        exact="auto",
         random_state=None,
         device="cpu",
         verbose=0,
@@ -336,6 +351,7 @@ class DerandomizedMaxCut(BaseEstimator):
         self.n_init = n_init
         self.local_search = local_search
         self.tabu_iter = tabu_iter
+        self.exact = exact
         self.n_hyperplanes = n_hyperplanes
         self.random_state = random_state
         self.device = device
@@ -378,6 +394,11 @@ class DerandomizedMaxCut(BaseEstimator):
         X = self._validate_graph(X, reset=True)
         W = _graph_from_matrix(X)
         n = W.shape[0]
+        if self.exact is True and n > _EXACT_LIMIT:
+            raise ValueError(
+                f"exact=True enumerates 2^(n-1) partitions; n={n} nodes is above "
+                f"the limit of {_EXACT_LIMIT}. Use exact='auto' or False."
+            )
         device = _sosp.resolve_device(self.device)
         rng = check_random_state(self.random_state)
         seed = int(rng.randint(np.iinfo(np.int32).max))
@@ -466,6 +487,17 @@ class DerandomizedMaxCut(BaseEstimator):
             best = backend.local_search(W, best, classes)
             if backend.cut_value(W, best) > cut:
                 sides, cut = best, backend.cut_value(W, best)
+        self.exact_ = bool(
+            W.nnz
+            and (self.exact is True or (self.exact == "auto" and n <= _EXACT_MAX_NODES))
+        )
+        sdp_upper = upper
+        if self.exact_:
+            # Every partition enumerated: the optimum, and a bound equal to it.
+            exact_sides, optimum = backend.exact_max_cut(W)
+            if optimum > cut:
+                sides, cut = exact_sides, backend.cut_value(W, exact_sides)
+            upper = max(cut, optimum)
         if self.verbose:
             print(f"cut {cut:.4f} (GW expectation {gw:.4f}, bound {upper:.4f})")
 
@@ -478,7 +510,7 @@ class DerandomizedMaxCut(BaseEstimator):
         self.sdp_value_ = float(sdp_value)
         self.upper_bound_ = float(upper)
         self.gap_ = backend.relative_gap(upper, cut, W)
-        self.sdp_gap_ = backend.relative_gap(upper, sdp_value, W)
+        self.sdp_gap_ = backend.relative_gap(sdp_upper, sdp_value, W)
         self.embedding_ = np.asarray(V, dtype=np.float64)
         self.sdp_n_iter_ = int(sdp_iter)
         if rounding_info is not None:

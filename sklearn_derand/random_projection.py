@@ -435,6 +435,12 @@ class DerandomizedJLProjector(
         from sklearn_derand import _sosp
         from sklearn_derand._sosp.jl import DistortionProblem, fit_projection
 
+        if isinstance(self.n_components, (bool, np.bool_)):
+            # bool passes the Integral constraint (True == 1) but is a mistake
+            raise ValueError(
+                f"n_components must be a positive int or 'auto', got "
+                f"{self.n_components!r}."
+            )
         X = validate_data(
             self, X, accept_sparse=["csr", "csc"], dtype=[np.float64, np.float32]
         )
@@ -625,6 +631,11 @@ class DerandomizedJLProjector(
         """
         check_is_fitted(self)
         X = check_array(X, dtype=[np.float64, np.float32], accept_sparse=("csr", "csc"))
+        if X.shape[1] != self.n_components_:
+            raise ValueError(
+                f"X has {X.shape[1]} columns, but inverse_transform expects "
+                f"n_components_={self.n_components_} (the projected width)."
+            )
         if self.compute_inverse_components:
             inverse = self.inverse_components_
         else:

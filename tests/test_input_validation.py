@@ -217,6 +217,11 @@ def test_all_negative_graph_has_zero_gap(n):
         (["maxcut", "{tmp}/short_header.txt"], "announcing 5 edges"),
         (["maxcut", "{tmp}/one_token.txt", "--format", "gset"], "two non-negative"),
         (["maxcut", "{tmp}/huge_id.txt"], "node ids must lie in"),
+        (["maxcut", "{tmp}/tri.txt", "--output", "{tmp}/tri.txt"], "refusing to"),
+        (["maxcut", "{tmp}/tri.txt", "--output", "{tmp}/sides.json"], ".npy, .csv"),
+        (["maxcut", "{tmp}", "--format", "gset"], "is a directory"),
+        (["jl", "{tmp}/complex.npy", "--output", "{tmp}"], "is a directory"),
+        (["subspace", "{tmp}/dup.csv", "--target", "x"], "repeated column names y"),
     ],
 )
 def test_cli_rejects_bad_input_in_one_line(capsys, tmp_path, argv, message):
@@ -226,6 +231,9 @@ def test_cli_rejects_bad_input_in_one_line(capsys, tmp_path, argv, message):
     (tmp_path / "short_header.txt").write_text("3 5\n1 2 1\n2 3 1\n")
     (tmp_path / "one_token.txt").write_text("3\n1 2 1\n")
     (tmp_path / "huge_id.txt").write_text(f"0 {2**63}\n")
+    (tmp_path / "dup.csv").write_text(
+        "x,y,y\n" + "\n".join(f"{i},{i % 3},{i % 5}" for i in range(20))
+    )
     argv = [arg.format(tmp=tmp_path) for arg in argv]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -306,3 +314,48 @@ def test_interrupted_fit_restores_the_estimator(
         assert model.__dict__.keys() == before.keys()
         for key, value in before.items():
             assert model.__dict__[key] is value
+
+
+def test_cli_writes_exactly_the_output_path_it_prints(capsys, tmp_path):
+    graph = tmp_path / "tri.txt"
+    graph.write_text("3 3\n1 2 1\n2 3 1\n1 3 1\n")
+    for name in ("sides.NPY", "sides.txt"):
+        out_path = tmp_path / name
+        assert main(["maxcut", str(graph), "--output", str(out_path)]) == 0
+        out, _ = capsys.readouterr()
+        assert out_path.is_file()
+        assert not (tmp_path / f"{name}.npy").exists()
+        line = next(row for row in out.splitlines() if row.startswith("partition"))
+        assert str(out_path) in line
+        assert ("numpy" in line) == name.endswith("NPY")
+    assert np.load(tmp_path / "sides.NPY").shape == (3,)
+
+
+# -- clear messages ---------------------------------------------------------------
+
+
+def test_jl_messages_name_the_mistake():
+    X = np.random.RandomState(0).rand(30, 6)
+    with pytest.raises(ValueError, match="n_components must be a positive int"):
+        DerandomizedJLProjector(True).fit(X)
+    est = DerandomizedJLProjector(3, random_state=0).fit(X)
+    with pytest.raises(ValueError, match="expects n_components_=3"):
+        est.inverse_transform(np.ones((2, 4)))
+    assert est.inverse_transform(est.transform(X)).shape == X.shape
+
+
+@pytest.mark.parametrize("max_iter", [1, 2, 3, 7])
+def test_jl_max_iter_bounds_n_iter(max_iter):
+    from sklearn_derand._sosp.jl import _stage_budgets
+
+    assert sum(_stage_budgets(max_iter)) == max_iter
+    X = np.random.RandomState(0).rand(30, 6)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est = DerandomizedJLProjector(3, max_iter=max_iter, random_state=0).fit(X)
+    assert est.n_iter_ <= max_iter
+    for warning in caught:
+        if issubclass(warning.category, ConvergenceWarning):
+            # one number of iterations in the message: the caller's
+            assert f"max_iter={max_iter} " in str(warning.message)
+            assert "reached max_iter=" not in str(warning.message)

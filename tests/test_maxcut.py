@@ -167,7 +167,9 @@ def test_fallback_is_used_when_the_gradient_rounding_falls_short():
 
 def test_certificate_bounds_the_max_cut_and_the_sdp():
     A = random_graph(16, 0.4, 3)
-    mc = DerandomizedMaxCut(random_state=0, sdp_solver="mixing").fit(A)
+    # exact=False: the bound under test is the SDP's dual certificate
+    mc = DerandomizedMaxCut(random_state=0, sdp_solver="mixing", exact=False).fit(A)
+    assert not mc.exact_
     assert mc.sdp_value_ <= mc.upper_bound_ + 1e-9
     assert brute_force_max_cut(A) <= mc.upper_bound_ + 1e-9
     assert mc.sdp_gap_ <= 1e-4
@@ -467,3 +469,65 @@ def test_expected_cut_closed_form_gradient_and_hessian_match_autograd():
     s = np.random.RandomState(2).choice([-1.0, 1.0], 40)
     big = torch.as_tensor(40.0 * s)
     assert float(edges.expected_cut(big)) == pytest.approx(backend.cut_value(W, s))
+
+
+# -- exact answers on small graphs -------------------------------------------------
+
+
+@pytest.mark.parametrize("negative", [False, True])
+def test_every_graph_up_to_20_nodes_is_solved_and_certified(negative):
+    """50 random graphs of 2 to 20 nodes, unit-range or mixed-sign weights:
+    the cut is the brute-force optimum, the bound equals it, gap_ is 0."""
+    rng = np.random.RandomState(1 if negative else 0)
+    for seed in range(50):
+        n = int(rng.randint(2, 21))
+        A = random_graph(n, rng.uniform(0.2, 0.9), seed, negative=negative)
+        mc = DerandomizedMaxCut(random_state=seed, local_search=False).fit(A)
+        best = brute_force_max_cut(A) if n <= 14 else None
+        if best is not None:
+            assert mc.cut_value_ == pytest.approx(best, abs=1e-9)
+        assert mc.exact_ == bool(np.any(A))
+        if mc.exact_:
+            assert mc.gap_ == 0.0
+            assert mc.upper_bound_ == pytest.approx(mc.cut_value_, abs=1e-9)
+        s = 2.0 * mc.labels_ - 1.0
+        assert (A.sum() - s @ A @ s) / 4.0 == pytest.approx(mc.cut_value_)
+        assert mc.cut_value_ >= mc.expected_cut_gw_ - 1e-9
+
+
+def test_exact_enumeration_matches_brute_force_and_refuses_large_graphs():
+    from sklearn_derand._sosp.maxcut import exact_max_cut
+
+    for seed in range(10):
+        A = random_graph(11, 0.6, seed, negative=True)
+        sides, cut = exact_max_cut(sp.csr_matrix(A))
+        assert cut == pytest.approx(brute_force_max_cut(A), abs=1e-9)
+        assert (A.sum() - sides @ A @ sides) / 4.0 == pytest.approx(cut)
+    A = random_graph(35, 0.2, 0)
+    with pytest.raises(ValueError, match="exact=True enumerates"):
+        DerandomizedMaxCut(exact=True).fit(A)
+    assert not DerandomizedMaxCut(random_state=0).fit(A).exact_
+
+
+def test_tabu_tenure_floor_stops_cycling_on_small_graphs(monkeypatch):
+    """Tabu search alone, 2000 flips from random sides, on 40 sparse
+    mixed-sign 16-node graphs: with the old tenures (1-2 at n = 16) it ends
+    short of the optimum on some starts, with the floor on none."""
+    from sklearn_derand._sosp.maxcut import exact_max_cut
+
+    def shortfalls():
+        short = 0
+        for seed in range(40):
+            rng = np.random.RandomState(seed)
+            A = np.triu(rng.randn(16, 16) * (rng.rand(16, 16) < 0.5), 1)
+            W = sp.csr_matrix(A + A.T)
+            best = exact_max_cut(W)[1]
+            for start in range(3):
+                s0 = np.where(np.random.RandomState(100 + start).rand(16) < 0.5, 1, -1)
+                s = backend.tabu_search(W, s0, max_iter=2000, seed=start)
+                short += backend.cut_value(W, s) < best - 1e-9
+        return short
+
+    assert shortfalls() == 0
+    monkeypatch.setattr(backend, "TABU_MIN_TENURE", 1)
+    assert shortfalls() > 0

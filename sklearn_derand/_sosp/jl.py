@@ -21,6 +21,7 @@ coordinates in the compiled kernels of :mod:`._jl_kernels`, elsewhere from
 Gram matrices (``||P_i - P_j||^2 = G_ii + G_jj - 2 G_ij``).
 """
 
+import itertools
 import math
 from dataclasses import dataclass, field
 
@@ -40,6 +41,22 @@ __all__ = ["DistortionProblem", "JLResult", "fit_projection"]
 _P_STAGES = (8.0, 32.0, 128.0)
 _STAGE_SHARE = (0.3, 0.3, 0.4)
 _ROUND = 30  # iterations per block of points before it is refreshed
+
+
+def _stage_budgets(max_iter):
+    """Iterations of each stage: the shares of max_iter, rounded so that they
+    add up to max_iter exactly, the first stage at least 1 (a stage with 0 is
+    skipped)."""
+    cumulative = np.cumsum(_STAGE_SHARE)
+    bounds = [0, *(round(c * max_iter) for c in cumulative)]
+    bounds[-1] = max_iter
+    budgets = [hi - lo for lo, hi in itertools.pairwise(bounds)]
+    if budgets[0] == 0:
+        budgets[0] = 1
+        budgets[budgets.index(max(budgets[1:]), 1)] -= 1
+    return budgets
+
+
 _PRUNE = 1.5  # a first stage ending above 1.5 * target is judged infeasible
 
 
@@ -646,8 +663,10 @@ def _fit_direct(
     res = None
     best = {"score": math.inf, "train": math.inf, "val": None, "params": params}
     reached = False
-    budgets = [max(1, round(share * max_iter)) for share in _STAGE_SHARE]
+    budgets = _stage_budgets(max_iter)
     for p, budget in zip(_P_STAGES, budgets):
+        if budget == 0:
+            continue
         n_rounds = 1 if problem.dense else max(1, math.ceil(budget / _ROUND))
         for round_ in range(n_rounds):
             if not problem.dense and (round_ > 0 or p != _P_STAGES[0]):
@@ -734,6 +753,10 @@ def _fit_direct(
             break
         params = best["params"]
     stopped_early = "callback" in res.message or res.converged
+    message = res.message
+    if message.startswith("reached max_iter"):
+        # res counted one stage's (or round's) share, not the caller's max_iter
+        message = f"the stages used all {sum(budgets)} iterations of max_iter"
     # One certificate, at the returned (best) iterate, for the last stage's
     # objective as a function of the row-space coefficients C.
     C = variable.coefficients(best["params"])
@@ -753,7 +776,7 @@ def _fit_direct(
         min_eig=cert.min_eig,
         loss_curve=loss_curve,
         validation_distortion=best["val"],
-        message=res.message,
+        message=message,
         distortion_curve=distortion_curve,
     )
 

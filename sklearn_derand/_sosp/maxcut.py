@@ -43,6 +43,7 @@ __all__ = [
     "cut_value",
     "derandomized_rounding",
     "dual_upper_bound",
+    "exact_max_cut",
     "gw_expected_cut",
     "hyperplane_rounding",
     "integer_units",
@@ -68,6 +69,62 @@ def cut_value(W, sides):
     if s.size and s.min() >= 0:
         s = 2.0 * s - 1.0
     return float((W.sum() - s @ (W @ s)) / 4.0)
+
+
+def _sign_rows(bits, stop, start=0):
+    """The sign vectors (+1 / -1) of the integers ``start .. stop - 1`` on
+    ``bits`` bits, one per row."""
+    codes = np.arange(start, stop, dtype=np.int64)[:, None] >> np.arange(bits)
+    return 1.0 - 2.0 * (codes & 1)
+
+
+def exact_max_cut(W, block_bytes=2**26):
+    """A maximum cut by enumerating every partition: ``(sides, cut)``.
+
+    Node 0 is fixed to side +1 (a partition and its mirror cut the same
+    weight); the other nodes split into a high and a low group, whose
+    2^h x 2^l table of ``s^T W s`` is one matrix product per block of high
+    rows (``s^T W s = q_hi + q_lo + 2 s_hi^T W_hl s_lo``), within
+    ``block_bytes`` of memory. 2^(n-1) partitions: about 0.1 s at n = 20
+    and a few seconds at n = 28 (user guide). The result is optimal,
+    whatever the weights' signs.
+    """
+    n = W.shape[0]
+    A = W.toarray() if sp.issparse(W) else np.asarray(W, dtype=np.float64)
+    total = float(A.sum())
+    if n <= 1:
+        return np.ones(n), 0.0
+    free = n - 1
+    low = free // 2 + free % 2
+    high = free - low
+    # Order: node 0, then the high group, then the low group.
+    hi_nodes = np.arange(1, 1 + high)
+    lo_nodes = np.arange(1 + high, n)
+    S_lo = _sign_rows(low, 2**low)
+    A_ll = A[np.ix_(lo_nodes, lo_nodes)]
+    q_lo = np.einsum("ij,jk,ik->i", S_lo, A_ll, S_lo)
+    # Node 0 belongs to the high group's quadratic and cross terms (s_0 = 1).
+    hi0 = np.r_[0, hi_nodes]
+    A_hh = A[np.ix_(hi0, hi0)]
+    A_hl = A[np.ix_(hi0, lo_nodes)]
+    rows = max(1, block_bytes // (8 * 2**low))
+    best_value, best = np.inf, (0, 0)
+    for start in range(0, 2**high, rows):
+        count = min(rows, 2**high - start)
+        S_hi = np.c_[np.ones(count), _sign_rows(high, start + count, start)]
+        q_hi = np.einsum("ij,jk,ik->i", S_hi, A_hh, S_hi)
+        table = 2.0 * (S_hi @ A_hl) @ S_lo.T
+        table += q_hi[:, None]
+        table += q_lo[None, :]
+        flat = int(np.argmin(table))
+        if table.flat[flat] < best_value:
+            best_value = float(table.flat[flat])
+            best = (start + flat // table.shape[1], flat % table.shape[1])
+    sides = np.empty(n)
+    sides[0] = 1.0
+    sides[hi_nodes] = _sign_rows(high, best[0] + 1, best[0])[0]
+    sides[lo_nodes] = S_lo[best[1]]
+    return sides, (total - best_value) / 4.0
 
 
 def color_classes(W, seed=0):
@@ -419,6 +476,9 @@ TABU_TENURES = (1 / 30, 1 / 10, 1 / 6, 1 / 50, 1 / 8, 1 / 12, 1 / 20)
 # 926 (99.46 %) on 2 of them.
 TABU_PHASE = 50
 
+# Smallest tabu tenure (below n // 3 on graphs of fewer than 15 nodes).
+TABU_MIN_TENURE = 5
+
 
 # Work of the default tabu search, in node visits of the scan kernel (about
 # 1.2 ns each here): 3e8 is about 0.4 s per graph. Over G1-G21 (3 seeds)
@@ -513,7 +573,11 @@ def tabu_search(W, sides, *, max_iter=None, seed=0, phase=None):
         max_iter = default_tabu_iter(W, bucket=integer is not None)
     if phase is None:
         phase = TABU_PHASE * n
-    tenures = np.array([max(int(f * n), 1) for f in TABU_TENURES], dtype=np.int64)
+    # At least min(5, n // 3): on small graphs the shares of n gave tenures
+    # of 1-2, with which the search circles (16 nodes: 0.9 % short of the
+    # optimum on every seed); from about 250 nodes on the shares decide.
+    floor = min(TABU_MIN_TENURE, max(1, n // 3))
+    tenures = np.array([max(int(f * n), floor) for f in TABU_TENURES], dtype=np.int64)
     indptr, indices = W.indptr.astype(np.int64), W.indices.astype(np.int64)
     common = (s, int(max_iter), tenures, int(max(phase, 1)), int(seed) % (2**63))
     if integer is not None:

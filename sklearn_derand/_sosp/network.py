@@ -283,7 +283,8 @@ def fit_network(
             lr=warmup_lr,
             max_iter=warmup_epochs * n_batches,
             stochastic_value_and_grad=stochastic,
-            check_every=n_batches,
+            # no full pass per epoch: the warm-up is never certified
+            check_every=warmup_epochs * n_batches + 1,
             generator=gen,
             value_and_grad=full_value_and_grad,
             certify_at_end=False,
