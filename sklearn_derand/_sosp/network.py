@@ -166,14 +166,8 @@ def fit_network(
 
     def full_value_and_grad(p):
         """The objective and its gradient, summed over chunks (closed form)."""
-        value = torch.zeros((), **opts)
-        grads = {k: torch.zeros_like(v) for k, v in p.items()}
-        for Xb, Yb in chunks(train_idx):
-            part, part_grads = _squared_error_and_grads(with_a(p), Xb, Yb, iota, n)
-            value += part
-            for k, g in grads.items():
-                g += part_grads[k]
-        return _with_ridge(p, value, grads, alpha)
+        value, grads = _summed_over_chunks(with_a(p), chunks(train_idx), iota, n)
+        return _with_ridge(p, value, {k: grads[k] for k in p}, alpha)
 
     # The certificate's objective: the training rows, or a random subsample
     # of CERTIFICATE_SAMPLES of them (mean squared error over the subsample
@@ -396,6 +390,20 @@ def _squared_error_and_grads(params, X, Y, iota, count):
     return value, {k: grads[k] for k in params}
 
 
+def _summed_over_chunks(params, chunks, iota, count):
+    """:func:`_squared_error_and_grads` summed over ``(X, Y)`` chunks."""
+    value, grads = 0.0, None
+    for Xb, Yb in chunks:
+        part, part_grads = _squared_error_and_grads(params, Xb, Yb, iota, count)
+        value = value + part
+        if grads is None:
+            grads = part_grads
+        else:
+            for k, g in grads.items():
+                g += part_grads[k]
+    return value, grads
+
+
 def _with_ridge(params, value, grads, alpha):
     """Add ``alpha ||W||^2`` and its gradient to a data term."""
     W = params["W"]
@@ -475,17 +483,11 @@ def adam_pass(
             m_hat = m[k] / (1.0 - betas[0] ** t)
             v_hat = v[k] / (1.0 - betas[1] ** t)
             params[k] -= lr * m_hat / (v_hat.sqrt() + eps)
-    value = torch.zeros((), **opts)
-    grads = {k: torch.zeros_like(p) for k, p in params.items()}
     rows = chunk_rows(n_hidden, d)
-    for lo in range(0, n, rows):
-        part, part_grads = _squared_error_and_grads(
-            params, Xt[lo : lo + rows], Yt[lo : lo + rows], iota, n
-        )
-        value += part
-        for k, g in grads.items():
-            g += part_grads[k]
-    value, grads = _with_ridge(params, value, grads, alpha)
+    pieces = ((Xt[lo : lo + rows], Yt[lo : lo + rows]) for lo in range(0, n, rows))
+    value, grads = _with_ridge(
+        params, *_summed_over_chunks(params, pieces, iota, n), alpha
+    )
     grad_norm = math.sqrt(sum(float((grads[k] ** 2).sum()) for k in names))
     new = {k: p.cpu().numpy() for k, p in params.items()}
     for k in names:
