@@ -450,6 +450,11 @@ def build_parser():
         "learned JL projections, structure-discovering networks, "
         "derandomized MAXCUT.",
     )
+    from sklearn_derand import __version__
+
+    parser.add_argument(
+        "--version", action="version", version=f"sklearn-derand {__version__}"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     mc = sub.add_parser(
@@ -459,13 +464,19 @@ def build_parser():
     )
     mc.add_argument("graph", help="graph file: Gset/rudy, edge list or MatrixMarket")
     mc.add_argument(
-        "--format", default="auto", choices=["auto", "gset", "edgelist", "mtx"]
+        "--format",
+        default="auto",
+        choices=["auto", "gset", "edgelist", "mtx"],
+        help="file format (default auto: .mtx by suffix, Gset when the first line "
+        "is 'n m' followed by 'i j w' lines, else a 0-based edge list)",
     )
     mc.add_argument(
         "--output",
         help="write the side (0/1) of each node, one per row (.txt/.csv text, or .npy)",
     )
-    mc.add_argument("--seed", type=int, default=0)
+    mc.add_argument(
+        "--seed", type=int, default=0, help="random seed of the fit (default 0)"
+    )
     mc.add_argument(
         "--alpha",
         type=float,
@@ -512,7 +523,9 @@ def build_parser():
         help="target distortion for 'auto' (default 0.1)",
     )
     jl.add_argument("--output", help="write the embedding (.npy, or .csv/.txt as text)")
-    jl.add_argument("--seed", type=int, default=0)
+    jl.add_argument(
+        "--seed", type=int, default=0, help="random seed of the fit (default 0)"
+    )
     jl.set_defaults(func=_jl)
 
     ss = sub.add_parser(
@@ -523,15 +536,27 @@ def build_parser():
     )
     ss.add_argument("data", help=".csv file with a header row")
     ss.add_argument("--target", required=True, help="name of the target column")
-    ss.add_argument("--n-components", default="auto")
+    ss.add_argument(
+        "--n-components",
+        default="auto",
+        help="dimension of the subspace, or 'auto' (default: the smallest that "
+        "keeps 99 %% of the network's R^2)",
+    )
     ss.add_argument(
         "--alpha",
         default="auto",
         help="ridge on the first layer: a number, or 'auto' (default: chosen "
         "on a validation split)",
     )
-    ss.add_argument("--test-size", type=float, default=0.2)
-    ss.add_argument("--seed", type=int, default=0)
+    ss.add_argument(
+        "--test-size",
+        type=float,
+        default=0.2,
+        help="share of the rows held out for the R^2 (default 0.2)",
+    )
+    ss.add_argument(
+        "--seed", type=int, default=0, help="random seed of the fit (default 0)"
+    )
     ss.set_defaults(func=_subspace)
 
     demo = sub.add_parser(
@@ -539,7 +564,9 @@ def build_parser():
         help="run all three estimators on built-in data",
         description=_demo.__doc__,
     )
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument(
+        "--seed", type=int, default=0, help="random seed of the fit (default 0)"
+    )
     demo.set_defaults(func=_demo)
     return parser
 

@@ -214,3 +214,19 @@ def test_subspace_rejects_test_sizes_that_leave_nothing(capsys, tmp_path, size):
     )
     assert code == 2
     assert "--test-size" in err and "Traceback" not in err
+
+
+def test_version_and_every_option_has_help(capsys):
+    from sklearn_derand import __version__
+    from sklearn_derand.cli import build_parser
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip() == f"sklearn-derand {__version__}"
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if a.dest == "command")
+    for name, sub in subparsers.choices.items():
+        for action in sub._actions:
+            if action.dest != "help":
+                assert action.help, f"{name} {action.option_strings or action.dest}"

@@ -45,3 +45,14 @@ def test_getting_started_page_doctests_pass():
     )
     assert result.attempted >= 10
     assert result.failed == 0
+
+
+def test_getting_started_installs_with_the_readme_command():
+    """No release exists on the package index: the docs must not promise
+    ``pip install sklearn-derand`` and must show the README's command."""
+    readme = (ROOT / "README.md").read_text()
+    run_it = readme.split("## Run it", 1)[1].split("```bash\n", 1)[1]
+    command = run_it.split("```", 1)[0].strip()
+    page = (ROOT / "docs" / "getting_started.rst").read_text()
+    assert command in page
+    assert "pip install sklearn-derand" not in page
