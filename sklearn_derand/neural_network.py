@@ -688,17 +688,9 @@ class StructuredTwoLayerRegressor(
                 f"{self.y_mean_.shape[0]}."
             )
         state = getattr(self, "_adam_state", None)
-        if state is None and not first:  # continue from fit()
-            state = {
-                "W": self.coefs_[0].T.astype(np.float64),
-                "b": self.intercepts_[0].astype(np.float64),
-                "a": self.coefs_[1].astype(np.float64),
-                "c": self.intercepts_[1].astype(np.float64),
-                "t": 0,
-            }
-            for name in ("W", "b", "a", "c"):
-                state[f"m_{name}"] = np.zeros_like(state[name])
-                state[f"v_{name}"] = np.zeros_like(state[name])
+        if state is None and not first:  # continue from fit(), fresh moments
+            state = self._params()
+        alpha = _ALPHA_DEFAULT if self.alpha == "auto" else float(self.alpha)
         if not first:
             y_mean, y_scale, n_iter = self.y_mean_, self.y_scale_, self.n_iter_
             loss_curve = list(self.loss_curve_)
@@ -709,7 +701,7 @@ class StructuredTwoLayerRegressor(
             X64,
             (Y - y_mean) / y_scale,
             n_hidden=self.n_hidden,
-            alpha=_ALPHA_DEFAULT if self.alpha == "auto" else self.alpha,
+            alpha=alpha,
             iota=self.iota,
             lr=1e-3 if self.learning_rate is None else self.learning_rate,
             batch_size=self.batch_size,
@@ -736,7 +728,7 @@ class StructuredTwoLayerRegressor(
         self.min_eig_ = float("nan")
         self.certificate_samples_ = len(X64)
         self.solver_ = "adam"
-        self.alpha_ = _ALPHA_DEFAULT if self.alpha == "auto" else float(self.alpha)
+        self.alpha_ = alpha
         self.alpha_scores_ = {}
         self.validation_scores_ = []
         self.best_validation_score_ = None

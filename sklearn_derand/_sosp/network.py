@@ -441,9 +441,10 @@ def adam_pass(
     """One epoch of minibatch Adam over (X, Y), continuing from ``state``.
 
     The out-of-core step behind ``partial_fit``: ``state`` is None (a fresh
-    start, initialised from ``seed``) or the dict this function returned
-    last time, of numpy arrays: the parameters ``W, b, a, c``, Adam's
-    moments ``m_<name>``, ``v_<name>`` and the step count ``t``. Batches
+    start, initialised from ``seed``), a dict of the parameters ``W, b, a,
+    c`` alone (a start from a fitted network, with fresh moments), or the
+    dict this function returned last time, of numpy arrays: the parameters,
+    Adam's moments ``m_<name>``, ``v_<name>`` and the step count ``t``. Batches
     are drawn in a random order from ``seed``. Returns the new state, the
     objective on (X, Y) after the pass and its gradient norm there (both
     over the rows given, computed in chunks).
@@ -454,9 +455,10 @@ def adam_pass(
     Yt = _as_tensor(Y, device)
     n, d = Xt.shape
     if state is None:
-        init = _init(d, n_hidden, Yt.shape[1], gen)
-        state = {k: v.numpy() for k, v in init.items()}
-        for name in ("W", "b", "a", "c"):
+        state = {k: v.numpy() for k, v in _init(d, n_hidden, Yt.shape[1], gen).items()}
+    if "t" not in state:  # parameters only: Adam starts afresh
+        state = {k: np.asarray(state[k], dtype=np.float64) for k in "Wbac"}
+        for name in "Wbac":
             state[f"m_{name}"] = np.zeros_like(state[name])
             state[f"v_{name}"] = np.zeros_like(state[name])
         state["t"] = 0
