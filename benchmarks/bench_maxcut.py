@@ -10,14 +10,18 @@ and times (SDP, rounding, 1-flip, and the default fit end to end).
 
 Run: ``python benchmarks/bench_maxcut.py`` (all instances, ~30 min) or e.g.
 ``python benchmarks/bench_maxcut.py --instances G1-G10``;
-``--scale`` runs the 100,000-node random graph instead.
+``--scale`` runs random graphs of ``--sizes`` nodes and edges (default
+200,000 and 10^6) against simulated annealing from ``dwave-samplers``;
+``--anytime`` prints the time-to-target table (G1, G22, G43, G55) and the
+equal-time table (G1-G67 present) against it, ``--plot FILE`` adds the
+figure of cut against time (``pip install dwave-samplers matplotlib``:
+benchmark dependencies, not the library's).
 """
 
 import argparse
 import csv
 import os
 import time
-import tracemalloc
 import warnings
 from pathlib import Path
 
@@ -116,29 +120,225 @@ def print_row(r):
     )
 
 
-def scale(args):
-    """Sparse random graph with n = 100,000 and m = 500,000."""
-    rng = np.random.RandomState(0)
-    n, m = 100_000, 500_000
-    i = rng.randint(n, size=int(m * 1.01))
-    j = rng.randint(n, size=int(m * 1.01))
+def random_graph(n, m, seed=0):
+    """Uniform random graph with n nodes and m distinct unit-weight edges."""
+    rng = np.random.RandomState(seed)
+    i = rng.randint(n, size=int(m * 1.02))
+    j = rng.randint(n, size=int(m * 1.02))
     keep = i != j
-    pairs = np.unique(np.sort(np.c_[i[keep], j[keep]], axis=1), axis=0)[:m]
+    pairs = np.unique(np.sort(np.c_[i[keep], j[keep]], axis=1), axis=0)
+    pairs = pairs[rng.permutation(len(pairs))[:m]]
     W = sp.coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
-    W = (W + W.T).tocsr()
-    print(f"random graph: n={n}, m={W.nnz // 2}")
-    tracemalloc.start()
-    start = time.perf_counter()
-    est = DerandomizedMaxCut(random_state=0, sdp_tol=1e-3, local_search=True).fit(W)
-    elapsed = time.perf_counter() - start
-    _, peak = tracemalloc.get_traced_memory()
-    print(
-        f"SDP gap {est.sdp_gap_:.1e} ({est.sdp_n_iter_} sweeps), "
-        f"cut {est.cut_value_:.0f}, GW expectation {est.expected_cut_gw_:.0f}, "
-        f"bound {est.upper_bound_:.0f} (gap {est.gap_:.3f}); total {elapsed:.1f} s; "
-        f"peak traced memory {peak / 2**30:.2f} GiB "
-        "(numpy/scipy/torch CPU allocations)"
+    return (W + W.T).tocsr()
+
+
+def ising(W):
+    """Simulated annealing's model of the max cut of W: J_ij = w_ij, so that
+    cut = (total weight - energy) / 2."""
+    import dimod
+
+    U = sp.triu(W, k=1).tocoo()
+    bqm = dimod.BinaryQuadraticModel.from_numpy_vectors(
+        np.zeros(W.shape[0]), (U.row, U.col, U.data), 0.0, "SPIN"
     )
+    return bqm, float(U.data.sum())
+
+
+def simulated_annealing(W, num_sweeps=1000, seed=0):
+    """dwave-samplers' SimulatedAnnealingSampler, one read: (cut, seconds,
+    sides); the seconds include building its model from W."""
+    from dwave.samplers import SimulatedAnnealingSampler
+
+    start = time.perf_counter()
+    bqm, total = ising(W)
+    result = SimulatedAnnealingSampler().sample(
+        bqm, num_reads=1, num_sweeps=num_sweeps, seed=seed
+    )
+    seconds = time.perf_counter() - start
+    sample = result.first.sample
+    sides = np.array([sample[i] for i in range(W.shape[0])], dtype=np.float64)
+    return (total - result.first.energy) / 2.0, seconds, sides
+
+
+def check_annealing_cut():
+    """The SA cut formula against brute force on a small mixed-sign graph."""
+    rng = np.random.RandomState(1)
+    A = np.triu(rng.randn(12, 12), 1)
+    W = sp.csr_matrix(A + A.T)
+    cut, _, sides = simulated_annealing(W, num_sweeps=200)
+    assert abs(cut - backend.cut_value(W, sides)) < 1e-9, (cut, sides)
+    _, optimum = backend.exact_max_cut(W)
+    assert cut <= optimum + 1e-9
+    print(f"SA cut formula checked on 12 nodes: {cut:.4f} (optimum {optimum:.4f})")
+
+
+def scale_one(solver, n, m):
+    """One scale row in this (fresh) process: prints a JSON line."""
+    import json
+    import resource
+
+    W = random_graph(n, m)
+    wall, cpu = time.perf_counter(), time.process_time()
+    if solver == "ours":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            est = DerandomizedMaxCut(random_state=0).fit(W)
+        row = {
+            "cut": est.cut_value_,
+            "bound": est.upper_bound_,
+            "gap": est.gap_,
+            "sdp_gap": est.sdp_gap_,
+        }
+    else:
+        cut, _, _ = simulated_annealing(W)
+        row = {"cut": cut, "bound": None, "gap": None, "sdp_gap": None}
+    row["wall"] = time.perf_counter() - wall
+    row["cpu"] = time.process_time() - cpu
+    row["peak_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    print(json.dumps(row))
+
+
+def scale(args):
+    """Random graphs (``--sizes``), our defaults against simulated
+    annealing (1000 sweeps, one read), each in a fresh process for its
+    peak memory."""
+    import json
+    import subprocess
+    import sys
+
+    print(
+        f"{os.cpu_count()} cpus; uniform random graphs, unit weights; each "
+        "solver in a fresh process (peak RSS includes the graph)"
+    )
+    print(
+        f"{'n':>9}{'m':>10}  {'solver':<9}{'cut':>11}{'bound':>11}{'gap':>7}"
+        f"{'sdp gap':>9}{'wall s':>8}{'CPU s':>8}{'peak GB':>8}"
+    )
+    for size in args.sizes.split(","):
+        n, m = (int(float(x)) for x in size.split(":"))
+        for solver in ("ours", "sa"):
+            out = subprocess.run(
+                [sys.executable, __file__, "--scale-one", f"{solver}:{n}:{m}"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+            r = json.loads(out.strip().splitlines()[-1])
+            name = "ours" if solver == "ours" else "SA 1000"
+            bound = "—" if r["bound"] is None else f"{r['bound']:.0f}"
+            gap = "—" if r["gap"] is None else f"{r['gap']:.3f}"
+            sdp_gap = "—" if r["sdp_gap"] is None else f"{r['sdp_gap']:.1e}"
+            print(
+                f"{n:>9}{m:>10}  {name:<9}{r['cut']:>11.0f}{bound:>11}{gap:>7}"
+                f"{sdp_gap:>9}{r['wall']:>8.1f}{r['cpu']:>8.1f}"
+                f"{r['peak_gb']:>8.2f}",
+                flush=True,
+            )
+
+
+SWEEPS = (10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
+
+
+def time_to_target(args, best):
+    """Seconds to 99.5 % of the best known cut: SA with increasing sweeps
+    (each run timed on its own; the first run reaching the target counts),
+    ours from the ``cut_curve_`` of one fit with ``max_time``."""
+    print(
+        f"\ntime to {100 * args.target:.1f} % of the best known cut (seconds, "
+        f"wall; ours: first time in cut_curve_ of a fit with "
+        f"max_time={args.ttt_budget})"
+    )
+    print(f"{'':5}{'target':>8}{'SA s':>8}{'sweeps':>8}{'ours s':>8}{'ratio':>7}")
+    names = [g for g in ("G1", "G22", "G43", "G55") if g in best]
+    curves = {}
+    for name in names:
+        W = load_graph(args.gset / f"{name}.txt")
+        target = args.target * best[name]
+        simulated_annealing(W, 10)  # warm up
+        sa_time, sa_sweeps, sa_curve = None, None, []
+        for sweeps in SWEEPS:
+            cut, seconds, _ = simulated_annealing(W, sweeps)
+            sa_curve.append((seconds, cut))
+            if cut >= target and sa_time is None:
+                sa_time, sa_sweeps = seconds, sweeps
+        est = DerandomizedMaxCut(random_state=0, max_time=args.ttt_budget).fit(W)
+        curve = est.cut_curve_
+        hit = curve[curve[:, 1] >= target]
+        ours = float(hit[0, 0]) if len(hit) else None
+        curves[name] = (sa_curve, curve, best[name])
+        fmt = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
+        ratio = "—" if ours is None or sa_time is None else f"{ours / sa_time:.2f}"
+        print(
+            f"{name:<5}{target:>8.0f}{fmt(sa_time):>8}{sa_sweeps or '—':>8}"
+            f"{fmt(ours):>8}{ratio:>7}",
+            flush=True,
+        )
+    return curves
+
+
+def equal_time(args, best, names):
+    """Ours with ``max_time`` equal to SA's time (``--sa-sweeps``) per
+    instance."""
+    print(
+        f"\nequal time: SA ({args.sa_sweeps} sweeps, one read) and ours with "
+        "max_time = SA's wall time on the same instance; % of best known"
+    )
+    print(
+        f"{'':5}{'n':>6}{'SA s':>7}{'SA':>8}{'ours':>8}{'ours s':>8}"
+        f"{'bound':>10}{'SA %':>8}{'ours %':>8}"
+    )
+    rows = []
+    for name in names:
+        W = load_graph(args.gset / f"{name}.txt")
+        simulated_annealing(W, 10)  # warm up
+        sa_cut, sa_time, _ = simulated_annealing(W, args.sa_sweeps)
+        start = time.perf_counter()
+        est = DerandomizedMaxCut(random_state=0, max_time=sa_time).fit(W)
+        ours_time = time.perf_counter() - start
+        r = (sa_cut / best[name], est.cut_value_ / best[name])
+        rows.append(r)
+        print(
+            f"{name:<5}{W.shape[0]:>6}{sa_time:>7.2f}{sa_cut:>8.0f}"
+            f"{est.cut_value_:>8.0f}{ours_time:>8.2f}{est.upper_bound_:>10.1f}"
+            f"{100 * r[0]:>8.2f}{100 * r[1]:>8.2f}",
+            flush=True,
+        )
+    sa_mean, ours_mean = (100 * np.mean(x) for x in zip(*rows))
+    print(f"mean % of best known: SA {sa_mean:.3f}, ours {ours_mean:.3f}")
+
+
+def plot_curves(curves, path):
+    """Cut (and ours' certified bound) against time, ours and SA."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(curves), figsize=(5 * len(curves), 3.6))
+    for ax, (name, (sa_curve, curve, best)) in zip(np.atleast_1d(axes), curves.items()):
+        curve = np.vstack([curve, curve[-1]])  # hold the last values...
+        curve[-1, 0] = max(curve[-1, 0], sa_curve[-1][0])  # ...to the end
+        t, cut, bound = curve[:, 0], curve[:, 1], curve[:, 2]
+        ax.step(t, 100 * cut / best, where="post", label="ours: best cut")
+        finite = bound < 1.2 * best
+        ax.step(
+            t[finite],
+            100 * bound[finite] / best,
+            where="post",
+            label="ours: certified bound",
+        )
+        sa = np.array(sorted(sa_curve))  # by time (runs of more sweeps)
+        ax.plot(sa[:, 0], 100 * sa[:, 1] / best, "o--", label="SA (one run per point)")
+        ax.set_xscale("log")
+        ax.set_title(name)
+        ax.set_xlabel("wall seconds")
+        ax.set_ylabel("% of best known cut")
+        ax.set_ylim(96, 110)
+        ax.grid(alpha=0.3)
+    np.atleast_1d(axes)[0].legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"figure written to {path}")
 
 
 def main():
@@ -151,7 +351,26 @@ def main():
     )
     parser.add_argument("--one-exchange-max-edges", type=int, default=2000)
     parser.add_argument("--scale", action="store_true")
+    parser.add_argument(
+        "--sizes",
+        default="2e5:1e6",
+        help="n:m of the --scale graphs, comma separated (e.g. 2e5:1e6,1e6:1e7)",
+    )
+    parser.add_argument("--scale-one", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--anytime",
+        action="store_true",
+        help="time-to-target and equal-time tables against simulated annealing",
+    )
+    parser.add_argument("--target", type=float, default=0.995)
+    parser.add_argument("--sa-sweeps", type=int, default=1000)
+    parser.add_argument("--ttt-budget", type=float, default=2.0)
+    parser.add_argument("--plot", type=Path, help="write the cut-time figure here")
     args = parser.parse_args()
+    if args.scale_one:
+        solver, n, m = args.scale_one.split(":")
+        scale_one(solver, int(n), int(m))
+        return
     if args.scale:
         scale(args)
         return
@@ -164,6 +383,17 @@ def main():
     if missing:
         print(f"not in {args.gset}: {', '.join(missing)} (skipped)")
     names = [name for name in names if name not in missing]
+    if args.anytime:
+        check_annealing_cut()
+        backend.tabu_search(np.ones((2, 2)) - np.eye(2), np.ones(2))  # compile
+        curves = time_to_target(args, best)
+        if args.plot:
+            plot_curves(
+                {k: curves[k] for k in ("G22", "G55") if k in curves}, args.plot
+            )
+        small = [g for g in names if int(g.lstrip("G")) <= 67]
+        equal_time(args, best, small)
+        return
     print(
         f"{os.cpu_count()} cpus; ours = derandomized rounding; "
         "+LS = with 1-flip local search; +tabu = the estimator's default "

@@ -8,6 +8,7 @@ random hyperplane.
 """
 
 import math
+import time
 import warnings
 from numbers import Integral, Real
 
@@ -33,6 +34,89 @@ _CVXPY_MAX_NODES = 50
 # that rank exists), capped: each sweep costs O(m rank), and the dual
 # certificate shows whether the capped rank reached the optimum.
 _MAX_AUTO_RANK = 64
+
+
+# Above this many nodes the SDP defaults change (rank="auto" and
+# sdp_tol="auto"): every Gset graph (20,000 nodes at most) keeps the small-
+# graph settings. At 200,000 nodes and 10^6 edges the small-graph settings
+# (rank 64, 1e-4) gave no answer within 500 s, and the certified gap falls
+# slowly at any rank (rank 8: 1.7e-2 after 300 sweeps, 21 s; rank 16: 1.0e-2
+# after 85 sweeps, 7.7e-3 after 300, 23 s), against an integrality gap near
+# 10 % on such graphs.
+_LARGE_NODES = 20_000
+_LARGE_RANK = 16
+_LARGE_SDP_TOL = 1e-2
+# rounding="auto" is the derandomized rounding up to this many edges and
+# the best of n_hyperplanes random hyperplanes above (the rounding's 300
+# steps cost about 0.09 s per 10^6 edges each).
+_DERANDOMIZED_MAX_EDGES = 2_000_000
+# Enumeration time per partition (exact_max_cut: 0.4 s for 2^27 of them).
+_EXACT_SECONDS_PER_PARTITION = 3e-9
+
+
+def _exact_seconds(n):
+    """Estimated seconds of the exact enumeration on ``n`` nodes."""
+    return _EXACT_SECONDS_PER_PARTITION * 2.0 ** max(n - 1, 0)
+
+
+def _size_defaults(est, n, m):
+    """The SDP rank and tolerance and the rounding, with "auto" resolved by
+    the graph's size (see the class docstring)."""
+    large = n > _LARGE_NODES
+    if est.rank == "auto" and large:
+        rank = _LARGE_RANK
+    elif est.rank == "auto":
+        rank = min(math.ceil(math.sqrt(2 * n)) + 1, _MAX_AUTO_RANK)
+    else:
+        rank = est.rank
+    if est.sdp_tol == "auto":
+        tol = _LARGE_SDP_TOL if large else 1e-4
+    else:
+        tol = est.sdp_tol
+    rounding = est.rounding
+    if rounding == "auto":
+        rounding = "derandomized" if m <= _DERANDOMIZED_MAX_EDGES else "hyperplane"
+    return {"rank": max(1, min(rank, n)), "sdp_tol": tol, "rounding": rounding}
+
+
+class _Clock:
+    """One fit's wall clock: its deadline (``max_time``), the best cut and
+    the best certified bound so far, and their curve over time."""
+
+    def __init__(self, max_time):
+        self.start = time.perf_counter()
+        self.deadline = None if max_time is None else self.start + max_time
+        self.sides, self.cut = None, -math.inf
+        self.bound = math.inf
+        self.curve = []
+
+    def at(self, share):
+        """The time at ``share`` of the budget (None without one)."""
+        if self.deadline is None:
+            return None
+        return self.start + share * (self.deadline - self.start)
+
+    def left(self):
+        return self.deadline - time.perf_counter()
+
+    def record(self):
+        cut = self.cut if self.sides is not None else math.nan
+        self.curve.append((time.perf_counter() - self.start, cut, self.bound))
+
+    def cut_found(self, W, sides):
+        from sklearn_derand._sosp.maxcut import cut_value
+
+        self.cut_found_value(sides, cut_value(W, sides))
+
+    def cut_found_value(self, sides, cut):
+        if cut > self.cut:
+            self.sides, self.cut = np.array(sides, dtype=np.float64), float(cut)
+            self.record()
+
+    def bound_found(self, upper):
+        if upper < self.bound:
+            self.bound = float(upper)
+            self.record()
 
 
 def _is_networkx_graph(X):
@@ -161,13 +245,23 @@ class DerandomizedMaxCut(BaseEstimator):
     rank : int or "auto", default="auto"
         Rank of the mixing method's factor V; ``"auto"`` is
         ``ceil(sqrt(2 n)) + 1`` (an optimal solution of that rank exists),
-        capped at 64 so sweeps stay O(64 m); ``sdp_gap_`` certifies the
+        capped at 64 so sweeps stay O(64 m), up to 20,000 nodes, and 16
+        above (a sweep costs O(16 m)); ``sdp_gap_`` certifies the
         result either way (raise ``rank`` if it stalls above ``sdp_tol``).
-    sdp_tol : float, default=1e-4
+    sdp_tol : float or "auto", default="auto"
         Target relative gap between the SDP value and its certified bound.
+        ``"auto"``: 1e-4 up to 20,000 nodes (every Gset graph), 1e-2 above,
+        where tightening the bound further costs many sweeps for little
+        (the gap between the SDP and the best cut is near 10 % on sparse
+        random graphs). The value used is ``sdp_tol_``.
     sdp_max_iter : int, default=5000
         Largest number of mixing sweeps.
-    rounding : {"derandomized", "hyperplane"}, default="derandomized"
+    rounding : {"auto", "derandomized", "hyperplane"}, default="auto"
+        ``"derandomized"``: the optimised Gaussian rounding above;
+        ``"hyperplane"``: the best of ``n_hyperplanes`` random hyperplanes;
+        ``"auto"``: derandomized up to 2,000,000 edges, hyperplane above
+        (the derandomized rounding's 300 steps each pass over the edges).
+        The choice made is ``rounding_``.
     solver : {"adam", "lbfgs", "pgd", "hessian_descent", "gd"}, default="adam"
         Optimiser of the SOSP backend for the derandomized rounding.
     max_iter : int, default=300
@@ -208,6 +302,21 @@ class DerandomizedMaxCut(BaseEstimator):
         maximum cut with ``gap_ = 0``. ``"auto"``: on graphs of at most 28
         nodes (2^27 partitions, about 0.4 s; each further node doubles it).
         ``True`` forces it up to 34 nodes.
+    max_time : float or None, default=None
+        Wall-clock budget in seconds for the whole fit (anytime mode): a cut
+        first (tabu search from a seeded random partition for half the
+        budget), then the SDP's certified bound (sweeps
+        stop at 80 % of the budget), then tabu search from the best cut
+        until the budget is spent. The rounding runs only if the cut is
+        still below the Goemans-Williamson expectation of the SDP. A graph
+        small enough for ``exact`` is enumerated first when that is expected
+        to take at most half the budget (then nothing is searched). The fit
+        returns the best cut found and the best bound certified; it may
+        overrun by one eigensolve of the certificate and one pass over the
+        edges (milliseconds on Gset graphs, seconds on 10^6 edges; see
+        ``cut_curve_``, which records both over time). With a budget the
+        result depends on the machine's speed; None runs every phase to its
+        own stopping rule (deterministic given ``random_state``).
     random_state : int, RandomState instance or None, default=None
         Seeds the SDP start, the colouring and the rounding.
     device : str, default="cpu"
@@ -227,8 +336,22 @@ class DerandomizedMaxCut(BaseEstimator):
     sdp_value_ : float
         Value of the SDP solution found (a lower bound on the SDP optimum).
     upper_bound_ : float
-        Certified upper bound on the max cut: the SDP's dual bound, or the
-        optimum itself when ``exact_`` (every partition was enumerated).
+        Certified upper bound on the max cut: the smallest of the bounds
+        certified during the fit (the SDP's dual bound at each of its checks,
+        and the total positive weight), or the optimum itself when
+        ``exact_`` (every partition was enumerated).
+    cut_curve_ : ndarray of shape (n_records, 3)
+        The fit's progress: seconds since the fit started, best cut so far
+        (NaN before the first) and best certified upper bound so far (the
+        total positive weight before the SDP's first certificate), one row
+        each time either improved. The last row holds ``cut_value_`` and
+        ``upper_bound_``.
+    sdp_tol_ : float
+        The SDP tolerance used (``sdp_tol`` with "auto" resolved).
+    rounding_ : str
+        The rounding used (``rounding`` with "auto" resolved); in a
+        ``max_time`` budget the rounding is skipped when the search's cut is
+        already above the Goemans-Williamson expectation.
     exact_ : bool
         Whether every partition was enumerated: the cut is then a maximum cut
         and ``gap_`` is 0.
@@ -302,9 +425,9 @@ class DerandomizedMaxCut(BaseEstimator):
         "alpha": [Interval(Real, 0, None, closed="left")],
         "sdp_solver": [StrOptions({"auto", "mixing", "cvxpy"})],
         "rank": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
-        "sdp_tol": [Interval(Real, 0, None, closed="neither")],
+        "sdp_tol": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
         "sdp_max_iter": [Interval(Integral, 1, None, closed="left")],
-        "rounding": [StrOptions({"derandomized", "hyperplane"})],
+        "rounding": [StrOptions({"auto", "derandomized", "hyperplane"})],
         "solver": [StrOptions({"adam", "lbfgs", "pgd", "hessian_descent", "gd"})],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
@@ -312,6 +435,7 @@ class DerandomizedMaxCut(BaseEstimator):
         "local_search": ["boolean", StrOptions({"tabu"})],
         "tabu_iter": [Interval(Integral, 1, None, closed="left"), None],
         "exact": ["boolean", StrOptions({"auto"})],
+        "max_time": [Interval(Real, 0, None, closed="neither"), None],
         "n_hyperplanes": [Interval(Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
         "device": [str],
@@ -324,9 +448,9 @@ class DerandomizedMaxCut(BaseEstimator):
         alpha=1e-3,
         sdp_solver="auto",
         rank="auto",
-        sdp_tol=1e-4,
+        sdp_tol="auto",
         sdp_max_iter=5000,
-        rounding="derandomized",
+        rounding="auto",
         solver="adam",
         max_iter=300,
         learning_rate=0.05,
@@ -335,6 +459,7 @@ class DerandomizedMaxCut(BaseEstimator):
         tabu_iter=None,
         n_hyperplanes=1000,
         exact="auto",
+        max_time=None,
         random_state=None,
         device="cpu",
         verbose=0,
@@ -352,6 +477,7 @@ class DerandomizedMaxCut(BaseEstimator):
         self.local_search = local_search
         self.tabu_iter = tabu_iter
         self.exact = exact
+        self.max_time = max_time
         self.n_hyperplanes = n_hyperplanes
         self.random_state = random_state
         self.device = device
@@ -367,6 +493,46 @@ class DerandomizedMaxCut(BaseEstimator):
             reset=reset,
         )
         return X
+
+    def _solve_sdp(self, W, settings, seed, device, classes, clock):
+        """Steps 1-2: the SDP and its certificate, each certified bound
+        passed to ``clock``. Returns ``(V, value, upper, sweeps, converged)``;
+        in a budget the sweeps stop at 80 % of it."""
+        from sklearn_derand._sosp import maxcut as backend
+
+        n = W.shape[0]
+        use_cvxpy = self.sdp_solver == "cvxpy" or (
+            self.sdp_solver == "auto" and n <= _CVXPY_MAX_NODES
+        )
+        if W.nnz == 0:
+            V = np.zeros((n, 1))
+            V[:, 0] = 1.0
+            clock.bound_found(0.0)
+            return V, 0.0, 0.0, 0, True
+        if use_cvxpy:
+            V = _solve_sdp_cvxpy(W)
+            value = float((W.sum() - np.einsum("ij,ij->", W @ V, V)) / 4.0)
+            upper = backend.dual_upper_bound(W, V)[0]
+            clock.bound_found(upper)
+            return V, value, upper, 0, True
+        sdp = backend.solve_sdp_mixing(
+            W,
+            settings["rank"],
+            tol=settings["sdp_tol"],
+            max_iter=self.sdp_max_iter,
+            seed=seed,
+            device=device,
+            verbose=self.verbose,
+            classes=classes,
+            deadline=clock.at(0.8),
+            callback=lambda value, upper: clock.bound_found(upper),
+        )
+        if self.verbose:
+            print(
+                f"SDP: value {sdp.value:.4f}, certified bound {sdp.upper_bound:.4f} "
+                f"({sdp.n_iter} sweeps)"
+            )
+        return sdp.V, sdp.value, sdp.upper_bound, sdp.n_iter, sdp.converged
 
     @restore_on_interrupt
     @_fit_context(prefer_skip_nested_validation=True)
@@ -391,6 +557,7 @@ class DerandomizedMaxCut(BaseEstimator):
         from sklearn_derand import _sosp
         from sklearn_derand._sosp import maxcut as backend
 
+        clock = _Clock(self.max_time)
         X = self._validate_graph(X, reset=True)
         W = _graph_from_matrix(X)
         n = W.shape[0]
@@ -402,54 +569,58 @@ class DerandomizedMaxCut(BaseEstimator):
         device = _sosp.resolve_device(self.device)
         rng = check_random_state(self.random_state)
         seed = int(rng.randint(np.iinfo(np.int32).max))
-        if self.rank == "auto":
-            rank = min(math.ceil(math.sqrt(2 * n)) + 1, _MAX_AUTO_RANK)
-        else:
-            rank = self.rank
-        rank = max(1, min(rank, n))
-        classes = backend.color_classes(W, seed) if W.nnz else [np.arange(n)]
-
-        # 1-2. SDP and its certificate.
-        use_cvxpy = self.sdp_solver == "cvxpy" or (
-            self.sdp_solver == "auto" and n <= _CVXPY_MAX_NODES
+        settings = _size_defaults(self, n, W.nnz // 2)
+        # Every cut is at most the total positive weight: the bound before
+        # any SDP (certified, if weak).
+        clock.bound = float(W.data[W.data > 0].sum() / 2.0)
+        clock.record()
+        self.exact_ = bool(
+            W.nnz
+            and (self.exact is True or (self.exact == "auto" and n <= _EXACT_MAX_NODES))
+            and (clock.deadline is None or _exact_seconds(n) <= 0.5 * self.max_time)
         )
-        if W.nnz == 0:
-            V = np.zeros((n, 1))
-            V[:, 0] = 1.0
-            sdp_value = upper = 0.0
-            sdp_iter, sdp_converged = 0, True
-        elif use_cvxpy:
-            V = _solve_sdp_cvxpy(W)
-            sdp_value = float((W.sum() - np.einsum("ij,ij->", W @ V, V)) / 4.0)
-            upper = backend.dual_upper_bound(W, V)[0]
-            sdp_iter, sdp_converged = 0, True
-        else:
-            sdp = backend.solve_sdp_mixing(
+        exact_first = self.exact_ and clock.deadline is not None
+        if exact_first:
+            # In a budget, a small graph is enumerated first: nothing to search.
+            exact_sides, optimum = backend.exact_max_cut(W)
+            clock.cut_found(W, exact_sides)
+            clock.bound_found(max(clock.cut, optimum))
+        elif clock.deadline is not None and W.nnz:
+            # Anytime: a cut first (tabu search from a seeded random start
+            # for half the budget; its first steps are a steepest ascent),
+            # then the SDP's bound, then the tabu search again until the
+            # deadline.
+            start = np.where(np.random.RandomState(seed).rand(n) < 0.5, -1.0, 1.0)
+            clock.cut_found(W, start)
+            clock.cut_found(
                 W,
-                rank,
-                tol=self.sdp_tol,
-                max_iter=self.sdp_max_iter,
-                seed=seed,
-                device=device,
-                verbose=self.verbose,
-                classes=classes,
+                backend.tabu_search(
+                    W,
+                    start,
+                    max_iter=self.tabu_iter,
+                    seed=seed,
+                    deadline=clock.at(0.5),
+                    callback=clock.cut_found_value,
+                    tenures=backend.ANYTIME_TABU_TENURES,
+                ),
             )
-            V, sdp_value, upper = sdp.V, sdp.value, sdp.upper_bound
-            sdp_iter, sdp_converged = sdp.n_iter, sdp.converged
-        if self.verbose:
-            print(
-                f"SDP: value {sdp_value:.4f}, certified bound {upper:.4f} "
-                f"({sdp_iter} sweeps)"
-            )
+        classes = backend.color_classes(W, seed) if W.nnz else [np.arange(n)]
+        sdp = self._solve_sdp(W, settings, seed, device, classes, clock)
+        V, sdp_value, sdp_upper, sdp_iter, sdp_converged = sdp
         gw = backend.gw_expected_cut(W, V) if W.nnz else 0.0
 
-        # 3. Rounding.
+        # 3. Rounding (in a budget, only when the search is below GW).
         self.fallback_used_ = False
         rounding_info = None
+        budget_left = clock.deadline is None or clock.left() > 0
+        below_gw = clock.cut < gw - 1e-9 * max(abs(gw), 1.0)
         if W.nnz == 0:
-            sides = np.ones(n)
-        elif self.rounding == "hyperplane":
+            clock.cut_found(W, np.ones(n))
+        elif clock.deadline is not None and not below_gw:
+            pass
+        elif settings["rounding"] == "hyperplane" or not budget_left:
             sides, _, _ = backend.hyperplane_rounding(W, V, self.n_hyperplanes, seed)
+            clock.cut_found(W, sides)
         else:
             rounding_info = backend.derandomized_rounding(
                 W,
@@ -473,31 +644,37 @@ class DerandomizedMaxCut(BaseEstimator):
                     W, V, start, device=device
                 )
                 self.fallback_used_ = True
-        if self.local_search and W.nnz:
+            clock.cut_found(W, sides)
+        if self.local_search and W.nnz and not exact_first:
+            sides = clock.sides
             if self.local_search == "tabu":
                 sides = backend.tabu_search(
-                    W, sides, max_iter=self.tabu_iter, seed=seed
+                    W,
+                    sides,
+                    max_iter=self.tabu_iter,
+                    seed=seed,
+                    deadline=clock.deadline,
+                    callback=clock.cut_found_value,
+                    tenures=backend.TABU_TENURES
+                    if clock.deadline is None
+                    else backend.ANYTIME_TABU_TENURES,
                 )
-            sides = backend.local_search(W, sides, classes)
-        cut = backend.cut_value(W, sides) if W.nnz else 0.0
-        if cut < gw - 1e-6 * max(abs(gw), 1.0):  # pragma: no cover - safety net
+            clock.cut_found(W, backend.local_search(W, sides, classes))
+        if clock.cut < gw - 1e-6 * max(abs(gw), 1.0):  # pragma: no cover
             # Quadrature error in the conditional expectations can lose a
             # hair; never return less than the GW expectation.
             best = backend.hyperplane_rounding(W, V, 1000, seed)[0]
-            best = backend.local_search(W, best, classes)
-            if backend.cut_value(W, best) > cut:
-                sides, cut = best, backend.cut_value(W, best)
-        self.exact_ = bool(
-            W.nnz
-            and (self.exact is True or (self.exact == "auto" and n <= _EXACT_MAX_NODES))
-        )
-        sdp_upper = upper
-        if self.exact_:
+            clock.cut_found(W, backend.local_search(W, best, classes))
+        sides, cut = clock.sides, clock.cut
+        upper = clock.bound
+        if self.exact_ and not exact_first:
             # Every partition enumerated: the optimum, and a bound equal to it.
             exact_sides, optimum = backend.exact_max_cut(W)
             if optimum > cut:
                 sides, cut = exact_sides, backend.cut_value(W, exact_sides)
             upper = max(cut, optimum)
+            clock.cut_found(W, sides)
+            clock.bound_found(upper)
         if self.verbose:
             print(f"cut {cut:.4f} (GW expectation {gw:.4f}, bound {upper:.4f})")
 
@@ -528,10 +705,15 @@ class DerandomizedMaxCut(BaseEstimator):
             self.expected_cut_curve_ = []
             self.noise_scale_curve_ = []
             rounding_converged = True
+        self.cut_curve_ = np.array(clock.curve, dtype=np.float64).reshape(-1, 3)
+        self.sdp_tol_ = float(settings["sdp_tol"])
+        self.rounding_ = settings["rounding"]
         self.converged_ = bool(sdp_converged)
-        if not sdp_converged:
+        if not sdp_converged and sdp_iter < self.sdp_max_iter:
+            pass  # stopped by max_time: the bound is certified, not tight
+        elif not sdp_converged:
             warnings.warn(
-                f"The SDP did not reach sdp_tol={self.sdp_tol} within "
+                f"The SDP did not reach sdp_tol={self.sdp_tol_} within "
                 f"sdp_max_iter={self.sdp_max_iter} sweeps (certified gap "
                 f"{self.sdp_gap_:.2e}); consider increasing sdp_max_iter.",
                 ConvergenceWarning,

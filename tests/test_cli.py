@@ -47,6 +47,15 @@ def test_maxcut_prints_the_cut_and_writes_the_partition(capsys, cycle_graph, tmp
     assert np.all(sides[:-1] != sides[1:])
 
 
+def test_maxcut_with_a_time_budget(capsys, cycle_graph):
+    code, out, err = _run(capsys, "maxcut", str(cycle_graph), "--max-time", "0.5")
+    assert code == 0, err
+    assert _field(out, "cut value") == 10
+    assert _field(out, "SDP upper bound") >= 10 - 1e-6
+    code, _, err = _run(capsys, "maxcut", str(cycle_graph), "--max-time", "0")
+    assert code == 2 and "max_time" in err
+
+
 def test_maxcut_reads_an_edge_list_and_matrix_market(capsys, tmp_path):
     import scipy.io
     import scipy.sparse as sp

@@ -2,6 +2,7 @@
 
 import itertools
 import math
+import time
 import warnings
 
 import networkx as nx
@@ -365,10 +366,11 @@ def _run_tabu_kernel(kernel, W, start, n_iter, seed=7):
     tenures = np.array([2, 6], dtype=np.int64)
     indptr, indices = W.indptr.astype(np.int64), W.indices.astype(np.int64)
     args = (start.copy(), n_iter, tenures, 100, seed)
+    fresh = (0, np.zeros(W.shape[0], dtype=np.int64))  # step 0, nothing tabu
     if kernel == "bucket":
         units, unit = backend.integer_units(W)
-        return _kernels.tabu_bucket_kernel(indptr, indices, units, *args, unit)
-    return _kernels.tabu_kernel(indptr, indices, W.data, *args, 1e-9)
+        return _kernels.tabu_bucket_kernel(indptr, indices, units, *args, unit, *fresh)
+    return _kernels.tabu_kernel(indptr, indices, W.data, *args, 1e-9, *fresh)
 
 
 @pytest.mark.parametrize("kernel", ["scan", "bucket"])
@@ -531,3 +533,113 @@ def test_tabu_tenure_floor_stops_cycling_on_small_graphs(monkeypatch):
     assert shortfalls() == 0
     monkeypatch.setattr(backend, "TABU_MIN_TENURE", 1)
     assert shortfalls() > 0
+
+
+def _check_curve(mc):
+    curve = mc.cut_curve_
+    assert curve.ndim == 2 and curve.shape[1] == 3
+    assert np.all(np.diff(curve[:, 0]) >= 0)
+    cuts = curve[~np.isnan(curve[:, 1]), 1]
+    assert np.all(np.diff(cuts) >= 0)
+    assert np.all(np.diff(curve[:, 2]) <= 0)
+    assert curve[-1, 1] == mc.cut_value_
+    assert curve[-1, 2] == mc.upper_bound_
+
+
+def test_max_time_returns_in_time_with_a_certified_bound():
+    W, best = load_gset("G11")
+    start = time.perf_counter()
+    mc = DerandomizedMaxCut(random_state=0, max_time=0.5).fit(W)
+    elapsed = time.perf_counter() - start
+    # the budget plus one eigensolve and one pass over the edges (generous
+    # for a shared machine; the unbudgeted fit spends 0.4 s in tabu alone)
+    assert elapsed < 0.5 + 2.0
+    assert mc.cut_curve_[-1, 0] <= elapsed
+    # the bound is certified: above the best known cut, and the SDP ran
+    assert mc.upper_bound_ >= best
+    assert mc.upper_bound_ < W.data[W.data > 0].sum() / 2
+    assert mc.cut_value_ <= mc.upper_bound_
+    assert mc.cut_value_ >= mc.expected_cut_gw_
+    s = 2.0 * mc.labels_ - 1.0
+    assert (W.sum() - s @ (W @ s)) / 4.0 == mc.cut_value_
+    assert mc.cut_value_ >= 0.98 * best
+    _check_curve(mc)
+
+
+@pytest.mark.parametrize("negative", [False, True])
+def test_tiny_budget_still_gives_a_valid_cut_and_bound(negative):
+    A = random_graph(120, 0.1, 3, negative=negative)
+    mc = DerandomizedMaxCut(random_state=0, max_time=1e-3).fit(A)
+    s = 2.0 * mc.labels_ - 1.0
+    assert (A.sum() - s @ A @ s) / 4.0 == pytest.approx(mc.cut_value_)
+    assert mc.cut_value_ >= mc.expected_cut_gw_ - 1e-9
+    assert mc.cut_value_ <= mc.upper_bound_ + 1e-9
+    assert mc.upper_bound_ <= A[A > 0].sum() / 2 + 1e-9
+    _check_curve(mc)
+
+
+def test_budget_on_a_small_graph_is_exact():
+    A = random_graph(18, 0.5, 4, negative=True)
+    mc = DerandomizedMaxCut(random_state=0, max_time=0.2).fit(A)
+    assert mc.exact_ and mc.gap_ == 0.0
+    assert mc.cut_value_ == pytest.approx(
+        backend.exact_max_cut(sp.csr_matrix(A))[1], abs=1e-9
+    )
+    _check_curve(mc)
+
+
+def test_unbudgeted_fit_records_its_curve_and_resolves_auto():
+    W, _ = load_gset("G11")
+    mc = DerandomizedMaxCut(random_state=0).fit(W)
+    _check_curve(mc)
+    # a row before the first cut: the trivial bound, then the SDP's
+    assert np.isnan(mc.cut_curve_[0, 1])
+    assert mc.cut_curve_[0, 2] == W.data[W.data > 0].sum() / 2
+    assert mc.sdp_tol_ == 1e-4 and mc.rounding_ == "derandomized"
+    assert mc.sdp_gap_ <= 1e-4
+
+
+def test_size_defaults_change_above_20000_nodes():
+    from sklearn_derand.maxcut import _size_defaults
+
+    est = DerandomizedMaxCut()
+    assert _size_defaults(est, 800, 19176) == {
+        "rank": 41,
+        "sdp_tol": 1e-4,
+        "rounding": "derandomized",
+    }
+    assert _size_defaults(est, 200_000, 1_000_000) == {
+        "rank": 16,
+        "sdp_tol": 1e-2,
+        "rounding": "derandomized",
+    }
+    big = _size_defaults(est, 1_000_000, 10_000_000)
+    assert big["rounding"] == "hyperplane"
+    set_by_user = DerandomizedMaxCut(rank=8, sdp_tol=1e-3, rounding="derandomized")
+    assert _size_defaults(set_by_user, 1_000_000, 10_000_000) == {
+        "rank": 8,
+        "sdp_tol": 1e-3,
+        "rounding": "derandomized",
+    }
+
+
+def test_tabu_search_with_a_deadline_reports_each_improvement():
+    A = random_graph(150, 0.1, 7, negative=True)
+    W = sp.csr_matrix(A)
+    start = np.random.RandomState(0).choice([-1.0, 1.0], size=150)
+    seen = []
+    best = backend.tabu_search(
+        W,
+        start,
+        seed=0,
+        deadline=time.perf_counter() + 0.2,
+        callback=lambda s, cut: seen.append((backend.cut_value(W, s), cut)),
+    )
+    assert seen, "the search improved on a random start"
+    assert all(a == pytest.approx(b) for a, b in seen)
+    assert np.all(np.diff([b for _, b in seen]) > 0)
+    assert backend.cut_value(W, best) == pytest.approx(seen[-1][1])
+    # a flip cap ends the search before the deadline
+    tic = time.perf_counter()
+    backend.tabu_search(W, start, max_iter=100, deadline=time.perf_counter() + 60)
+    assert time.perf_counter() - tic < 30

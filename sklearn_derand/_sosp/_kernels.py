@@ -91,8 +91,17 @@ def _flip(i, s, gain, indptr, indices, data):
 
 
 @njit(cache=True)
-def tabu_kernel(indptr, indices, data, s, max_iter, tenures, phase, seed, tol):
-    """Tabu search from ``s`` (modified in place); return (best sides, gain)."""
+def tabu_kernel(
+    indptr, indices, data, s, max_iter, tenures, phase, seed, tol, step0, tabu_until
+):
+    """Tabu search from ``s`` (modified in place); return (best sides, gain).
+
+    Steps ``step0 .. step0 + max_iter - 1`` of a search whose tabu list
+    ``tabu_until`` (step until which each node is tabu, in place) and phase
+    schedule carry over between calls, so a search run in slices makes the
+    moves of one long run, up to the random tie-breaking (one generator per
+    call) and the gains recomputed at each call.
+    """
     n = s.shape[0]
     state = _seeded(seed)
     gain = np.empty(n)
@@ -104,9 +113,8 @@ def tabu_kernel(indptr, indices, data, s, max_iter, tenures, phase, seed, tol):
     best_s = s.copy()
     delta = 0.0
     best_delta = 0.0
-    tabu_until = np.zeros(n, dtype=np.int64)
-    tenure = tenures[0]
-    for step in range(max_iter):
+    tenure = tenures[(step0 // phase) % tenures.shape[0]]
+    for step in range(step0, step0 + max_iter):
         tenure = _phase_tenure(step, phase, tenures, tenure, tabu_until)
         free_i, free_g, free_ties = -1, -np.inf, 0
         tabu_i, tabu_g, tabu_ties = -1, -np.inf, 0
@@ -170,7 +178,9 @@ def _move(i, shift, bucket_of, elems, loc, start):
 
 
 @njit(cache=True)
-def tabu_bucket_kernel(indptr, indices, units, s, max_iter, tenures, phase, seed, unit):
+def tabu_bucket_kernel(
+    indptr, indices, units, s, max_iter, tenures, phase, seed, unit, step0, tabu_until
+):
     """Tabu search for integer weights ``unit * units`` (same moves and
     random tie-breaking as :func:`tabu_kernel`) with gains kept in buckets:
     a flip costs O(degree) bucket moves instead of an O(n) scan."""
@@ -206,9 +216,8 @@ def tabu_bucket_kernel(indptr, indices, units, s, max_iter, tenures, phase, seed
     best_s = s.copy()
     delta = 0
     best_delta = 0
-    tabu_until = np.zeros(n, dtype=np.int64)
-    tenure = tenures[0]
-    for step in range(max_iter):
+    tenure = tenures[(step0 // phase) % tenures.shape[0]]
+    for step in range(step0, step0 + max_iter):
         tenure = _phase_tenure(step, phase, tenures, tenure, tabu_until)
         # Best free node: highest bucket holding one, uniform among them
         # (a few random draws, then an exact count). Buckets above it hold

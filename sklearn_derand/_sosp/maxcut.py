@@ -295,6 +295,8 @@ def solve_sdp_mixing(
     verbose=0,
     classes=None,
     compiled=None,
+    deadline=None,
+    callback=None,
 ):
     """Goemans-Williamson SDP by the mixing method, certified by the dual.
 
@@ -306,6 +308,11 @@ def solve_sdp_mixing(
     float32 above 20,000 nodes (the certificate, computed in float64 from
     the renormalised factor, is valid for any factor). ``compiled`` forces
     one path or the other (None: by size and device).
+
+    ``deadline`` (a :func:`time.perf_counter` value) stops the sweeps there;
+    the bound of the factor reached is then certified once more (one
+    eigensolve) unless the last sweep was just checked. ``callback(value,
+    upper)`` is called at every dual check.
     """
     start = time.perf_counter()
     n = W.shape[0]
@@ -372,6 +379,9 @@ def solve_sdp_mixing(
     it = 0
     for it in range(1, max_iter + 1):
         sweep()
+        late = deadline is not None and time.perf_counter() >= deadline
+        if late:
+            break
         if it % 5 and it != max_iter:
             continue
         value = primal_value()
@@ -385,6 +395,8 @@ def solve_sdp_mixing(
             v0 = vec if vec is not None else v0
             gap = relative_gap(upper, value, W)
             history[-1] = (it, value, upper)
+            if callback is not None:
+                callback(value, upper)
             if verbose >= 2:
                 print(
                     f"  SDP sweep {it}: value {value:.4f}, bound {upper:.4f}, "
@@ -396,10 +408,12 @@ def solve_sdp_mixing(
             next_dual = it + _sweeps_to_next_check(history, tol)
     Vn = as_numpy()
     Vn /= np.linalg.norm(Vn, axis=1, keepdims=True)
-    if history[-1][2] is None:
+    if not history or history[-1][2] is None or history[-1][0] != it:
         value = _sdp_value(W, Vn, total)
         upper, _, _ = dual_upper_bound(W, Vn, v0)
         gap = relative_gap(upper, value, W)
+        if callback is not None:
+            callback(value, upper)
     return SDPResult(
         Vn, value, upper, gap, it, converged, history, time.perf_counter() - start
     )
@@ -450,10 +464,11 @@ def local_search(W, sides, classes, max_passes=1000):
     exact together. O(m) per pass; stops at a 1-flip local optimum.
     """
     s = np.asarray(sides, dtype=np.float64).copy()
+    blocks = [(S, W[S]) for S in classes]  # sliced once, not once per pass
     for _ in range(max_passes):
         improved = False
-        for S in classes:
-            gain = s[S] * (W[S] @ s)
+        for S, WS in blocks:
+            gain = s[S] * (WS @ s)
             flip = S[gain > 1e-12]
             if flip.size:
                 s[flip] = -s[flip]
@@ -467,6 +482,13 @@ def local_search(W, sides, classes, max_passes=1000):
 # 3 seeds on G4, G9, G12, G13, G18 and G21 this portfolio averaged 99.75 %
 # of the best known cuts, against 99.58 % without 1/6 and 1/50.
 TABU_TENURES = (1 / 30, 1 / 10, 1 / 6, 1 / 50, 1 / 8, 1 / 12, 1 / 20)
+
+# The same portfolio for the anytime fit (max_time), n/10 first: budgets of
+# 10-150 ms seldom leave the first phase (50 n steps). With max_time equal
+# to simulated annealing's time (1000 sweeps) on G1, G6, G9, G11, G22, G32,
+# G39, G43, G55, G56, G60 and G61, two runs each: 98.83 and 98.79 % of the
+# best known cuts on average against 98.37 and 98.34 % with n/30 first.
+ANYTIME_TABU_TENURES = (1 / 10, 1 / 30, 1 / 6, 1 / 50, 1 / 8, 1 / 12, 1 / 20)
 
 # Steps per phase of the tabu search, times n. At the default budget, on
 # G1-G21 and G51-G54 with 5 seeds each: 99.937 % of the best known cuts for
@@ -544,7 +566,17 @@ def default_tabu_iter(W, bucket=None):
     return int(max(min(_TABU_MAX_FLIPS_PER_NODE * n, _TABU_WORK / cost), 1))
 
 
-def tabu_search(W, sides, *, max_iter=None, seed=0, phase=None):
+def tabu_search(
+    W,
+    sides,
+    *,
+    max_iter=None,
+    seed=0,
+    phase=None,
+    deadline=None,
+    callback=None,
+    tenures=TABU_TENURES,
+):
     """Single-flip tabu search from ``sides``; returns the best sides seen.
 
     Each step flips the node of largest gain ``s_i (W s)_i`` that is not
@@ -552,14 +584,21 @@ def tabu_search(W, sides, *, max_iter=None, seed=0, phase=None):
     aspiration); ties are broken uniformly at random. A flipped node stays
     tabu for ``tenure + U{1..tenure/4}`` steps. The search runs in phases
     of ``phase`` steps (default ``50 n``, :data:`TABU_PHASE`), each with
-    the next tenure of
-    ``TABU_TENURES`` (times n) and a cleared tabu list.
+    the next tenure of ``tenures`` (shares of n; default
+    :data:`TABU_TENURES`) and a cleared tabu list.
     Gains are updated along the flipped node's edges only. With weights
     that are small integer multiples of one unit (unweighted and +-1
     graphs) the nodes are kept in buckets by gain and a step costs
     O(degree); otherwise the best move is found by an O(n) scan.
     ``max_iter`` defaults to :func:`default_tabu_iter`. Compiled with
     numba; the result is never worse than ``sides``.
+
+    With a ``deadline`` (a :func:`time.perf_counter` value) the search runs
+    in slices of a tenth of the time left, within 10-50 ms (longer on graphs
+    where a pass over the edges takes over 2.5 ms), the tabu list and phases
+    carrying over, until the deadline or ``max_iter`` flips
+    (None: no cap); ``callback(sides, cut)`` is called with the best sides
+    after each slice that improved them.
     """
     from sklearn_derand._sosp._kernels import tabu_bucket_kernel, tabu_kernel
 
@@ -569,7 +608,7 @@ def tabu_search(W, sides, *, max_iter=None, seed=0, phase=None):
     if n == 0 or W.nnz == 0:
         return s
     integer = integer_units(W)
-    if max_iter is None:
+    if max_iter is None and deadline is None:
         max_iter = default_tabu_iter(W, bucket=integer is not None)
     if phase is None:
         phase = TABU_PHASE * n
@@ -577,15 +616,48 @@ def tabu_search(W, sides, *, max_iter=None, seed=0, phase=None):
     # of 1-2, with which the search circles (16 nodes: 0.9 % short of the
     # optimum on every seed); from about 250 nodes on the shares decide.
     floor = min(TABU_MIN_TENURE, max(1, n // 3))
-    tenures = np.array([max(int(f * n), floor) for f in TABU_TENURES], dtype=np.int64)
+    tenures = np.array([max(int(f * n), floor) for f in tenures], dtype=np.int64)
     indptr, indices = W.indptr.astype(np.int64), W.indices.astype(np.int64)
-    common = (s, int(max_iter), tenures, int(max(phase, 1)), int(seed) % (2**63))
-    if integer is not None:
-        units, unit = integer
-        best, _ = tabu_bucket_kernel(indptr, indices, units, *common, unit)
-    else:
-        tol = 1e-9 * float(np.abs(W.data).max())
-        best, _ = tabu_kernel(indptr, indices, W.data, *common, tol)
+    tabu_until = np.zeros(n, dtype=np.int64)
+    seed = int(seed) % (2**63)
+
+    def run(flips, step0):
+        common = (s, int(flips), tenures, int(max(phase, 1)), (seed + step0) % (2**63))
+        if integer is not None:
+            units, unit = integer
+            kernel, args = tabu_bucket_kernel, (indptr, indices, units, *common, unit)
+        else:
+            tol = 1e-9 * float(np.abs(W.data).max())
+            kernel, args = tabu_kernel, (indptr, indices, W.data, *common, tol)
+        return kernel(*args, step0, tabu_until)[0]
+
+    if deadline is None:
+        return run(max_iter, 0)
+    best, best_cut = s.copy(), cut_value(W, s)
+    done = 0
+    flips = 1000
+    while max_iter is None or done < max_iter:
+        left = deadline - time.perf_counter()
+        if left <= 0:
+            break
+        if max_iter is not None:
+            flips = min(flips, max_iter - done)
+        tic = time.perf_counter()
+        candidate = run(flips, done)
+        elapsed = max(time.perf_counter() - tic, 1e-6)
+        done += flips
+        tic = time.perf_counter()
+        cut = cut_value(W, candidate)
+        overhead = time.perf_counter() - tic  # about the kernel's own set-up
+        if cut > best_cut:
+            best, best_cut = candidate, cut
+            if callback is not None:
+                callback(best, best_cut)
+        # The next slice: a tenth of the time left, within 10-50 ms (longer
+        # where one pass over the edges takes over 2.5 ms: 20 passes).
+        left = deadline - time.perf_counter()
+        target = min(max(left / 10, 0.01), max(0.05, 20 * overhead))
+        flips = int(min(max(flips * target / elapsed, 100), 2**40))
     return best
 
 
