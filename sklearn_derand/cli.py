@@ -171,23 +171,58 @@ def _fitting(description, progress):
             yield
 
 
+class _Stderr:
+    """Writes to the current ``sys.stderr``. Given ``sys.stderr`` itself,
+    tqdm 4.70 drew nothing under a pseudo-terminal opened by ``script``
+    (only the closing newline); through this object it draws."""
+
+    def write(self, text):
+        return sys.stderr.write(text)
+
+    def flush(self):
+        sys.stderr.flush()
+
+
 @contextmanager
 def _progress_bar(description):
-    """A tqdm progress bar fed by the optimiser's progress hook."""
+    """A tqdm progress bar fed by the optimiser's progress hook and by the
+    phases of the fit, redrawn twice a second so the elapsed time moves
+    during compiled phases too.
+
+    The width is the terminal's, 80 columns where the terminal reports none
+    (a pseudo-terminal opened by ``script`` reports 0).
+    """
+    import shutil
+    import threading
+
     from tqdm import tqdm
 
     from sklearn_derand._sosp.optimize import progress_hook
 
-    bar = tqdm(desc=description, unit="it", leave=False, file=sys.stderr)
+    width = shutil.get_terminal_size((80, 24)).columns
+    bar = tqdm(desc=description, unit="it", leave=False, file=_Stderr(), ncols=width)
 
     def update(n_iter, loss):
         bar.update(1)
         bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
 
-    progress_hook(update)
+    def phase(name):
+        bar.set_description(f"{description} ({name})", refresh=True)
+
+    done = threading.Event()
+
+    def redraw():
+        while not done.wait(0.5):
+            bar.refresh()
+
+    ticker = threading.Thread(target=redraw, daemon=True)
+    progress_hook(update, phase)
+    ticker.start()
     try:
         yield
     finally:
+        done.set()
+        ticker.join()
         progress_hook(None)
         bar.close()
 

@@ -556,6 +556,7 @@ class DerandomizedMaxCut(BaseEstimator):
         """
         from sklearn_derand import _sosp
         from sklearn_derand._sosp import maxcut as backend
+        from sklearn_derand._sosp.optimize import report_phase
 
         clock = _Clock(self.max_time)
         X = self._validate_graph(X, reset=True)
@@ -586,6 +587,7 @@ class DerandomizedMaxCut(BaseEstimator):
             clock.cut_found(W, exact_sides)
             clock.bound_found(max(clock.cut, optimum))
         elif clock.deadline is not None and W.nnz:
+            report_phase("tabu search")
             # Anytime: a cut first (tabu search from a seeded random start
             # for half the budget; its first steps are a steepest ascent),
             # then the SDP's bound, then the tabu search again until the
@@ -605,6 +607,7 @@ class DerandomizedMaxCut(BaseEstimator):
                 ),
             )
         classes = backend.color_classes(W, seed) if W.nnz else [np.arange(n)]
+        report_phase("SDP")
         sdp = self._solve_sdp(W, settings, seed, device, classes, clock)
         V, sdp_value, sdp_upper, sdp_iter, sdp_converged = sdp
         gw = backend.gw_expected_cut(W, V) if W.nnz else 0.0
@@ -622,6 +625,7 @@ class DerandomizedMaxCut(BaseEstimator):
             sides, _, _ = backend.hyperplane_rounding(W, V, self.n_hyperplanes, seed)
             clock.cut_found(W, sides)
         else:
+            report_phase("rounding")
             rounding_info = backend.derandomized_rounding(
                 W,
                 V,
@@ -646,6 +650,7 @@ class DerandomizedMaxCut(BaseEstimator):
                 self.fallback_used_ = True
             clock.cut_found(W, sides)
         if self.local_search and W.nnz and not exact_first:
+            report_phase("local search")
             sides = clock.sides
             if self.local_search == "tabu":
                 sides = backend.tabu_search(

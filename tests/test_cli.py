@@ -47,6 +47,47 @@ def test_maxcut_prints_the_cut_and_writes_the_partition(capsys, cycle_graph, tmp
     assert np.all(sides[:-1] != sides[1:])
 
 
+def _run_in_pseudo_terminal(argv):
+    """Output of ``python -m sklearn_derand *argv`` run in a pseudo-terminal
+    (whose window size is 0 x 0, as under ``script``)."""
+    import os
+    import pty
+
+    pid, fd = pty.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.execv(sys.executable, [sys.executable, "-m", "sklearn_derand", *argv])
+    out = b""
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, out
+    return out.decode()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="pseudo-terminals are POSIX")
+def test_progress_bar_on_a_terminal_and_none_when_piped(cycle_graph):
+    out = _run_in_pseudo_terminal(["maxcut", str(cycle_graph)])
+    # tqdm's bar, named after the subcommand and its phases, redrawn in place
+    assert "\rmaxcut (SDP)" in out
+    assert "\rmaxcut (rounding)" in out
+    assert "it/s" in out or "s/it" in out
+    assert "cut value" in out
+    piped = subprocess.run(
+        [sys.executable, "-m", "sklearn_derand", "maxcut", str(cycle_graph)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "maxcut (" not in piped.stdout + piped.stderr
+    assert "\r" not in piped.stdout + piped.stderr
+
+
 def test_maxcut_with_a_time_budget(capsys, cycle_graph):
     code, out, err = _run(capsys, "maxcut", str(cycle_graph), "--max-time", "0.5")
     assert code == 0, err

@@ -42,15 +42,24 @@ __all__ = ["METHODS", "IterationInfo", "SOSPResult", "minimize"]
 
 METHODS = ("gd", "pgd", "hessian_descent", "adam", "lbfgs")
 
-# Progress hook for the command line: a callable taking (n_iter, loss), set
-# through :func:`progress_hook` only; library code leaves it None.
+# Progress hooks for the command line: a callable taking (n_iter, loss) and
+# one taking a phase name, set through :func:`progress_hook` only; library
+# code leaves them None.
 _PROGRESS = None
+_PHASE = None
 
 
-def progress_hook(fn):
-    """Set (or clear, with None) the per-iteration progress callable."""
-    global _PROGRESS
-    _PROGRESS = fn
+def progress_hook(fn, phase=None):
+    """Set (or clear, with None) the per-iteration progress callable and the
+    callable told when a new phase of a fit begins."""
+    global _PROGRESS, _PHASE
+    _PROGRESS, _PHASE = fn, phase
+
+
+def report_phase(name):
+    """Tell the progress display, if there is one, that ``name`` began."""
+    if _PHASE is not None:
+        _PHASE(name)
 
 
 @dataclass
