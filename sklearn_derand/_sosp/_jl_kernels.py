@@ -196,7 +196,8 @@ def _direct_value(Pt, inv, log2p):
     tops = np.zeros(n)
     pws = np.zeros(n)
     sqs = np.zeros(n)
-    for t in prange((n + 1) // 2):
+    for t_ in prange((n + 1) // 2):
+        t = np.int64(t_)  # int64 helpers: one signature each
         buf = np.empty(n)
         _upper_row_stats(Pt, inv, t, log2p, buf, tops, pws, sqs)
         if n - 1 - t != t:
@@ -246,7 +247,8 @@ def _direct_value_and_parts(Pt, inv, log2p, scale_ref):
     pws = np.zeros(n)
     sqs = np.zeros(n)
     scale = 1.0 / scale_ref
-    for i in prange(n):
+    for i_ in prange(n):
+        i = np.int64(i_)  # int64 helpers: one signature each
         delta = np.empty(_BLOCK)
         zp1 = np.empty(_BLOCK)
         zp2 = np.empty(_BLOCK)
@@ -634,7 +636,8 @@ def _direct_value_and_parts_tiled(Pt, inv, log2p, scale_ref):
     sqs = np.zeros(n)
     scale = 1.0 / scale_ref
     Pe = _extended(Pt)
-    for ch in prange(n_chunks):
+    for ch_ in prange(n_chunks):
+        ch = np.int64(ch_)  # int64 helpers: one signature each
         scratch = _group_scratch(k)
         for i0 in _chunk_rows(ch, n_groups, half, n_chunks):
             _group_pass(
@@ -643,7 +646,8 @@ def _direct_value_and_parts_tiled(Pt, inv, log2p, scale_ref):
             )  # fmt: skip
     G1 = np.zeros((n, k))
     G2 = np.zeros((n, k))
-    for i in prange(n):
+    for i_ in prange(n):
+        i = np.int64(i_)  # int64 helpers: one signature each
         _settle_row(colA, Pt, i, 1.0, G1[i])
         _settle_row(colB, Pt, i, 1.0, G2[i])
     return _ordered_max(tops), _ordered_sum(pws), _ordered_sum(sqs), G1, G2
@@ -671,7 +675,8 @@ def _rank_one_sum(Pt, Vt, inv, log2p, top):
     n = Pt.shape[1]
     scale = 1.0 / top
     ue_rows = np.zeros(n)
-    for t in prange((n + 1) // 2):
+    for t_ in prange((n + 1) // 2):
+        t = np.int64(t_)  # int64 helpers: one signature each
         delta = np.empty(n)
         dots = np.empty(n)
         zp1 = np.empty(n)
@@ -697,7 +702,8 @@ def _direct_hvp(Pt, Vt, inv, log2p, top, coef_power, coef_square, ue):
     scale = 1.0 / top
     coef_diag = coef_power * (2.0**log2p - 1.0) * scale
     out = np.empty((n, k))
-    for i in prange(n):
+    for i_ in prange(n):
+        i = np.int64(i_)  # int64 helpers: one signature each
         delta = np.empty(_BLOCK)
         dots = np.empty(_BLOCK)
         zp1 = np.empty(_BLOCK)
@@ -738,7 +744,8 @@ def _direct_hvp_tiled(Pt, Vt, inv, log2p, top, coef_power, coef_square, ue):
     colA = np.zeros((n_chunks, k + 1, n))
     colB = np.zeros((n_chunks, k + 1, n))
     Pe, Ve = _extended(Pt), _extended(Vt)
-    for ch in prange(n_chunks):
+    for ch_ in prange(n_chunks):
+        ch = np.int64(ch_)  # int64 helpers: one signature each
         scratch = _group_scratch(k)
         for i0 in _chunk_rows(ch, n_groups, half, n_chunks):
             _hvp_group_pass(
@@ -746,7 +753,8 @@ def _direct_hvp_tiled(Pt, Vt, inv, log2p, top, coef_power, coef_square, ue):
                 colA[ch], colB[ch],
             )  # fmt: skip
     out = np.zeros((n, k))
-    for i in prange(n):
+    for i_ in prange(n):
+        i = np.int64(i_)  # int64 helpers: one signature each
         _settle_row(colA, Vt, i, 2.0, out[i])
         _settle_row(colB, Pt, i, 2.0, out[i])
     return out
@@ -772,7 +780,8 @@ def _ratio_range(Pt, inv):
     n = Pt.shape[1]
     los = np.full(n, np.inf)
     his = np.zeros(n)
-    for t in prange((n + 1) // 2):
+    for t_ in prange((n + 1) // 2):
+        t = np.int64(t_)  # int64 helpers: one signature each
         buf = np.empty(n)
         _upper_row_range(Pt, inv, t, buf, los, his)
         if n - 1 - t != t:
@@ -793,7 +802,8 @@ def _inverse_distances(G, sq, tiny):
     n = G.shape[0]
     inv = np.empty((n, n))
     counts = np.zeros(n, dtype=np.int64)
-    for i in prange(n):
+    for i_ in prange(n):
+        i = np.int64(i_)  # int64 helpers: one signature each
         inv[i, i] = 0.0
         count = 0
         for j in range(i + 1, n):
