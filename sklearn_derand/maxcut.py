@@ -210,7 +210,8 @@ class DerandomizedMaxCut(BaseEstimator):
 
     1. Solve the Goemans-Williamson SDP ``max <L/4, X>``, ``diag(X) = 1``,
        ``X psd``, exactly with cvxpy (small graphs) or in low rank
-       ``X = V V^T`` by the mixing method (sparse, scales to 10^5 nodes).
+       ``X = V V^T`` by the mixing method (sparse; 10^6 nodes and 10^7
+       edges in about 7 minutes on 2 cores, see the user guide).
     2. Certify it: a dual feasible point built from V gives
        ``upper_bound_ >= max cut``, so ``gap_`` bounds how far the returned
        cut can be from optimal.
@@ -223,7 +224,10 @@ class DerandomizedMaxCut(BaseEstimator):
        (enforced: otherwise the rounding is derandomized by conditional
        expectations). ``rounding="hyperplane"`` is classic GW, the best of
        ``n_hyperplanes`` random hyperplanes.
-    4. Optionally improve by 1-flip local search.
+    4. Finish with tabu search and 1-flip local search (``local_search``).
+
+    With ``max_time`` the fit is anytime: a search first, then the SDP's
+    bound, each phase within a share of the budget (see ``max_time``).
 
     The 0.878 approximation guarantee of the SDP rounding holds for
     non-negative weights only; negative weights are accepted (the
