@@ -158,6 +158,20 @@ def _write_array(path, array, fmt="%.10g"):
 # -- progress ---------------------------------------------------------------------
 
 
+def _say_if_compiling(name):
+    """One line on stderr when the projector's kernels are about to be
+    compiled (a fresh environment: numba's cache is empty)."""
+    from sklearn_derand._sosp import _jl_kernels
+
+    if _jl_kernels.needs_compiling():
+        print(
+            f"sklearn-derand {name}: compiling the projector's kernels for this "
+            "environment (about 30 s on 2 cores, once: numba caches them)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
 @contextmanager
 def _fitting(description, progress):
     """Around a fit: its warnings silenced (the printed result reports the
@@ -280,6 +294,7 @@ def _jl(args):
     X = _read_matrix(args.data)
     n_components = _positive_int(args.n_components, "--n-components", allow_auto=True)
     start = time.perf_counter()
+    _say_if_compiling(args.command)
     with _fitting("jl", args.progress):
         try:
             est = DerandomizedJLProjector(
@@ -418,6 +433,7 @@ def _demo_steps(args):
     print("1. DerandomizedJLProjector: first 300 sklearn digits (d=64) to k=16")
     X = load_digits().data[:300]
     start = time.perf_counter()
+    _say_if_compiling(args.command)
     with _fitting("jl", args.progress):
         jl = DerandomizedJLProjector(16, random_state=seed).fit(X)
     seconds = time.perf_counter() - start

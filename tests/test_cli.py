@@ -280,3 +280,34 @@ def test_version_and_every_option_has_help(capsys):
         for action in sub._actions:
             if action.dest != "help":
                 assert action.help, f"{name} {action.option_strings or action.dest}"
+
+
+def test_a_cold_kernel_cache_is_announced_once(capsys, tmp_path, monkeypatch):
+    """In a fresh environment (an empty NUMBA_CACHE_DIR) the projector's
+    kernels need compiling, and the jl command says so in one line; with the
+    cache warm (this test session fitted the projector) it says nothing."""
+    import os
+
+    from sklearn_derand import DerandomizedJLProjector
+    from sklearn_derand._sosp import _jl_kernels
+
+    probe = (
+        "from sklearn_derand._sosp import _jl_kernels as K; print(K.needs_compiling())"
+    )
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "empty"))
+    fresh = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True
+    )
+    assert fresh.stdout.strip() == "True", fresh.stderr
+    X = np.random.RandomState(0).randn(40, 6)
+    DerandomizedJLProjector(2, random_state=0, max_iter=5).fit(X)
+    assert not _jl_kernels.needs_compiling()
+
+    data = tmp_path / "points.npy"
+    np.save(data, X)
+    code, _, err = _run(capsys, "jl", str(data), "--n-components", "2")
+    assert code == 0 and "compiling" not in err
+    monkeypatch.setattr(_jl_kernels, "needs_compiling", lambda: True)
+    code, _, err = _run(capsys, "jl", str(data), "--n-components", "2")
+    assert code == 0
+    assert err.count("compiling the projector's kernels") == 1

@@ -911,3 +911,24 @@ def direct_hvp(Pt, Vt, inv, log2p, top, coef_power, coef_square, coef_rank1):
 
 ratio_range = _compiled(_ratio_range)
 inverse_distances = _compiled_exact(_inverse_distances)
+
+
+# The kernel every CPU fit calls first (at set-up): in a fresh environment
+# none is cached, so its absence stands for all of them.
+_FIRST_FIT_KERNELS = (inverse_distances,)
+
+
+def needs_compiling():
+    """Whether the next fit compiles the kernels: numba's on-disk cache
+    (``NUMBA_CACHE_DIR``, else ``__pycache__``) has no valid entry for the
+    set-up kernel every fit calls first, as in a fresh environment or after
+    the sources changed, and this process has not compiled it. Reads
+    numba's cache index (a private API): False if it cannot be read."""
+    try:
+        return any(
+            not kernel.parallel.signatures
+            and not kernel.parallel._cache._cache_file._load_index()
+            for kernel in _FIRST_FIT_KERNELS
+        )
+    except Exception:  # pragma: no cover - another numba's cache layout
+        return False
