@@ -15,6 +15,8 @@ extensions = [
     "sphinx.ext.autosummary",
     "sphinx.ext.intersphinx",
     "sphinx.ext.mathjax",
+    # MathJax served from the built site, not a CDN: math renders offline.
+    "sphinx-mathjax-offline",
     "numpydoc",
     "sphinx_gallery.gen_gallery",
 ]
@@ -50,6 +52,12 @@ html_theme_options = {
     "show_toc_level": 2,
 }
 html_static_path = []
+# The left sidebar lists the pages of the current section; the top-level
+# pages have none, and showed an empty "Section Navigation" box.
+html_sidebars = {
+    page: []
+    for page in ("index", "getting_started", "command_line", "scaling", "benchmarks")
+}
 
 # Matplotlib without a display; examples must not warn (the build fails on
 # warnings, and so should they).
