@@ -21,7 +21,8 @@ setting (1000 x 1000, 1 % dense, k = 10) for time, with what the stopping
 parameters trade there, and sparse data of a few sizes and densities.
 
 Run: ``python benchmarks/bench_jl.py`` (add ``--seeds 100 --quick`` for a
-shorter run).
+shorter run); ``--figure PATH`` instead draws the distortion against n and
+k on a 20-cluster mixture (d = 300) and prints its numbers.
 """
 
 import argparse
@@ -205,15 +206,79 @@ def held_out_splits(name, X, k, n_splits):
         print(f"  {label:<46}{np.mean(values):>10.4f}{np.max(values):>10.4f}")
 
 
+def mixture(n, d=300, clusters=20, seed=0):
+    """A 20-cluster Gaussian mixture in d = 300 (unit-variance clusters
+    around centres of scale 3)."""
+    rng = np.random.RandomState(seed)
+    centres = 3.0 * rng.randn(clusters, d)
+    return centres[rng.randint(clusters, size=n)] + rng.randn(n, d)
+
+
+def figure(path, sizes=(300, 1000, 3000), ks=(8, 16, 32), seeds=20):
+    """Distortion (max over all training pairs) against n, one panel per k:
+    ours with defaults, the best of ``seeds`` Gaussian projections and PCA
+    rescaled by its best factor; prints the numbers it plots."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    print(
+        f"\n== figure: 20-cluster mixture, d=300; max distortion over all "
+        f"training pairs (Gaussian: best of {seeds} seeds)"
+    )
+    print(f"  {'n':>6}{'k':>4}{'ours':>9}{'fit s':>8}{'Gaussian':>10}{'PCA':>9}")
+    results = {k: {"ours": [], "gauss": [], "pca": []} for k in ks}
+    for n in sizes:
+        X = mixture(n)
+        pairs = Pairs(X)
+        for k in ks:
+            est, seconds = fit(DerandomizedJLProjector(k, random_state=0), X)
+            ours = pairs.distortion(est.transform(X))
+            gauss = gaussian_stats(pairs, X, k, seeds)[2]
+            pca = pairs.pca_rescaled(PCA(k, svd_solver="full").fit_transform(X))
+            for key, value in (("ours", ours), ("gauss", gauss), ("pca", pca)):
+                results[k][key].append(value)
+            print(
+                f"  {n:>6}{k:>4}{ours:>9.3f}{seconds:>8.1f}{gauss:>10.3f}{pca:>9.3f}",
+                flush=True,
+            )
+    fig, axes = plt.subplots(1, len(ks), figsize=(4.2 * len(ks), 3.4), sharey=True)
+    for ax, k in zip(axes, ks):
+        ax.plot(sizes, results[k]["ours"], "o-", label="ours (defaults)")
+        ax.plot(sizes, results[k]["gauss"], "s--", label=f"Gaussian, best of {seeds}")
+        ax.plot(sizes, results[k]["pca"], "^:", label="PCA rescaled")
+        ax.set_xscale("log")
+        ax.set_xticks(sizes, [str(n) for n in sizes])
+        ax.minorticks_off()
+        ax.set_title(f"k = {k}")
+        ax.set_xlabel("n (points)")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("max pairwise distortion")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"figure written to {path}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=1000)
+    parser.add_argument(
+        "--figure",
+        metavar="PATH",
+        help="only the figure: distortion against n and k on a 20-cluster "
+        "mixture (d=300), ours against Gaussian and PCA, written to PATH",
+    )
     parser.add_argument(
         "--quick",
         action="store_true",
         help="skip the slow derandomize runs and the 1000-point case",
     )
     args = parser.parse_args()
+    if args.figure:
+        figure(args.figure)
+        return
     rng = np.random.RandomState(0)
     digits = load_digits().data[:300]
 
