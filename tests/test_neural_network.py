@@ -1,5 +1,7 @@
 """StructuredTwoLayerRegressor: subspace recovery, API, solvers."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -260,6 +262,28 @@ def test_partial_fit_streams_and_continues():
 
 
 # -- defaults chosen from the data ---------------------------------------------------
+
+
+def test_alpha_path_is_fitted_whole_on_small_noisy_samples():
+    """375 rows, d = 30, two indices, noise sd 1: the validation R^2 dips
+    after the first alpha and rises again further on. The path used to stop
+    after two alphas below the best (alpha_ 0.003, test R^2 -0.03); fitted
+    whole it picks a strong ridge and predicts."""
+    from sklearn_derand.neural_network import _ALPHA_PATH
+
+    d = 30
+    rng = np.random.RandomState(0)
+    U = np.linalg.qr(rng.randn(d, 2))[0].T
+    X = rng.randn(500, d)
+    Z = X @ U.T
+    y = np.tanh(Z[:, 0]) + Z[:, 1] ** 2 + rng.randn(500)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = StructuredTwoLayerRegressor(random_state=0).fit(X[:375], y[:375])
+    assert list(model.alpha_scores_) == list(_ALPHA_PATH)
+    assert model.alpha_ >= 0.3
+    assert model.n_components_ == 2
+    assert model.score(X[375:], y[375:]) > 0.5
 
 
 def test_alpha_auto_regularises_noisy_data_and_reports_its_path():
