@@ -620,13 +620,13 @@ class DerandomizedMaxCut(BaseEstimator):
         # 3. Rounding (in a budget, only when the search is below GW).
         self.fallback_used_ = False
         rounding_info = None
-        budget_left = clock.deadline is None or clock.left() > 0
         below_gw = clock.cut < gw - 1e-9 * max(abs(gw), 1.0)
+        out_of_time = clock.deadline is not None and clock.left() <= 0
         if W.nnz == 0:
             clock.cut_found(W, np.ones(n))
         elif clock.deadline is not None and not below_gw:
-            pass
-        elif settings["rounding"] == "hyperplane" or not budget_left:
+            pass  # the search's cut is already above the GW expectation
+        elif settings["rounding"] == "hyperplane" or out_of_time:
             sides, _, _ = backend.hyperplane_rounding(W, V, self.n_hyperplanes, seed)
             clock.cut_found(W, sides)
         else:

@@ -623,15 +623,18 @@ def tabu_search(
     tabu_until = np.zeros(n, dtype=np.int64)
     seed = int(seed) % (2**63)
 
+    # The kernel and its graph arguments, once for every slice.
+    if integer is not None:
+        units, unit = integer
+        kernel, graph, last = tabu_bucket_kernel, (indptr, indices, units), unit
+    else:
+        tol = 1e-9 * float(np.abs(W.data).max())
+        kernel, graph, last = tabu_kernel, (indptr, indices, W.data), tol
+
     def run(flips, step0):
-        common = (s, int(flips), tenures, int(max(phase, 1)), (seed + step0) % (2**63))
-        if integer is not None:
-            units, unit = integer
-            kernel, args = tabu_bucket_kernel, (indptr, indices, units, *common, unit)
-        else:
-            tol = 1e-9 * float(np.abs(W.data).max())
-            kernel, args = tabu_kernel, (indptr, indices, W.data, *common, tol)
-        return kernel(*args, step0, tabu_until)[0]
+        step_seed = (seed + step0) % (2**63)
+        schedule = (s, int(flips), tenures, int(max(phase, 1)), step_seed)
+        return kernel(*graph, *schedule, last, step0, tabu_until)[0]
 
     if deadline is None:
         return run(max_iter, 0)
