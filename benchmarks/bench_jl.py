@@ -26,6 +26,7 @@ k on a 20-cluster mixture (d = 300) and prints its numbers.
 """
 
 import argparse
+import os
 import time
 import warnings
 
@@ -233,7 +234,9 @@ def figure(path, sizes=(300, 1000, 3000), ks=(8, 16, 32), seeds=20):
         X = mixture(n)
         pairs = Pairs(X)
         for k in ks:
-            est, seconds = fit(DerandomizedJLProjector(k, random_state=0), X)
+            est, seconds = fit(
+                DerandomizedJLProjector(k, random_state=0, early_stopping=False), X
+            )
             ours = pairs.distortion(est.transform(X))
             gauss = gaussian_stats(pairs, X, k, seeds)[2]
             pca = pairs.pca_rescaled(PCA(k, svd_solver="full").fit_transform(X))
@@ -275,7 +278,35 @@ def main():
         action="store_true",
         help="skip the slow derandomize runs and the 1000-point case",
     )
+    parser.add_argument(
+        "--scale",
+        action="store_true",
+        help="only the scale rows (--sizes), ours against the best of 20 "
+        "random projections and PCA rescaled",
+    )
+    parser.add_argument(
+        "--sizes",
+        default="mixture-1e4,text-5e3,mixture-1e5",
+        help=f"scale cases, comma-separated, of {', '.join(SCALE_CASES)}",
+    )
+    parser.add_argument("--scale-one", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--held-out",
+        action="store_true",
+        help="only the held-out rows: defaults against PCA rescaled on the "
+        "pairs touching 25 %% held-out points",
+    )
     args = parser.parse_args()
+    if args.scale_one:
+        name, out = args.scale_one.split(":", 1)
+        scale_one(name, out)
+        return
+    if args.scale:
+        scale(args)
+        return
+    if args.held_out:
+        held_out(args)
+        return
     if args.figure:
         figure(args.figure)
         return
@@ -286,11 +317,13 @@ def main():
         methods = [
             (
                 "ours: direct (default, init=best)",
-                DerandomizedJLProjector(k, random_state=0),
+                DerandomizedJLProjector(k, random_state=0, early_stopping=False),
             ),
             (
                 "ours: direct, init=gaussian",
-                DerandomizedJLProjector(k, init="gaussian", random_state=0),
+                DerandomizedJLProjector(
+                    k, init="gaussian", random_state=0, early_stopping=False
+                ),
             ),
         ]
         if not args.quick:
@@ -298,13 +331,22 @@ def main():
                 (
                     "ours: derandomize, eps=0.1",
                     DerandomizedJLProjector(
-                        k, method="derandomize", eps=0.1, random_state=0
+                        k,
+                        method="derandomize",
+                        eps=0.1,
+                        random_state=0,
+                        early_stopping=False,
                     ),
                 ),
                 (
                     "ours: derandomize, paper start M=0",
                     DerandomizedJLProjector(
-                        k, method="derandomize", eps=0.1, init_noise=1.0, random_state=0
+                        k,
+                        method="derandomize",
+                        eps=0.1,
+                        init_noise=1.0,
+                        random_state=0,
+                        early_stopping=False,
                     ),
                 ),
             ]
@@ -318,16 +360,24 @@ def main():
             64,
             args.seeds,
             [
-                ("ours: direct (default)", DerandomizedJLProjector(64, random_state=0)),
+                (
+                    "ours: direct (default)",
+                    DerandomizedJLProjector(64, random_state=0, early_stopping=False),
+                ),
                 (
                     "ours: direct, init=gaussian",
-                    DerandomizedJLProjector(64, init="gaussian", random_state=0),
+                    DerandomizedJLProjector(
+                        64, init="gaussian", random_state=0, early_stopping=False
+                    ),
                 ),
             ],
         )
 
     print("\n== n_components='auto', eps=0.2, digits[:300]")
-    est, seconds = fit(DerandomizedJLProjector("auto", eps=0.2, random_state=0), digits)
+    est, seconds = fit(
+        DerandomizedJLProjector("auto", eps=0.2, random_state=0, early_stopping=False),
+        digits,
+    )
     print(
         f"  learned n_components_={est.n_components_} (distortion "
         f"{est.distortion_:.4f}) in {seconds:.2f} s; JL bound "
@@ -350,10 +400,15 @@ def main():
     g_time = time.perf_counter() - start
     row("GaussianRandomProjection", pairs.distortion(G.transform(Xs)), g_time)
     for label, est in [
-        ("ours: direct (default)", DerandomizedJLProjector(10, random_state=0)),
+        (
+            "ours: direct (default)",
+            DerandomizedJLProjector(10, random_state=0, early_stopping=False),
+        ),
         (
             "ours: direct, init=gaussian",
-            DerandomizedJLProjector(10, init="gaussian", random_state=0),
+            DerandomizedJLProjector(
+                10, init="gaussian", random_state=0, early_stopping=False
+            ),
         ),
     ]:
         est, seconds = fit(est, Xs)
@@ -392,7 +447,12 @@ def speed_knobs(n_draws=4):
     ]:
         times, values = [], []
         for X, P in zip(data, pairs):
-            est, seconds = fit(DerandomizedJLProjector(10, random_state=0, **kwargs), X)
+            est, seconds = fit(
+                DerandomizedJLProjector(
+                    10, random_state=0, early_stopping=False, **kwargs
+                ),
+                X,
+            )
             times.append(seconds)
             values.append(P.distortion(est.transform(X)))
         print(
@@ -421,8 +481,12 @@ def sparse_cases():
         X = random_sparse(n, density, np.random.RandomState(0))
         pairs = Pairs(X)
         gauss = GaussianRandomProjection(k, random_state=0).fit(X)
-        ours, t_ours = fit(DerandomizedJLProjector(k, random_state=0), X)
-        start = DerandomizedJLProjector(k, init="gaussian", random_state=0)
+        ours, t_ours = fit(
+            DerandomizedJLProjector(k, random_state=0, early_stopping=False), X
+        )
+        start = DerandomizedJLProjector(
+            k, init="gaussian", random_state=0, early_stopping=False
+        )
         start, t_start = fit(start, X)
         print(
             f"  {n:>5} {density:>9.1%} {k:>3} "
@@ -430,6 +494,302 @@ def sparse_cases():
             f"{pairs.distortion(ours.transform(X)):>9.4f} {t_ours:>7.2f} "
             f"{pairs.distortion(start.transform(X)):>14.4f} {t_start:>7.2f}"
         )
+
+
+# -- scale (issue: 10^4 to 10^6 points) -------------------------------------
+
+SCALE_CASES = {
+    # name: (n, d, k)
+    "mixture-1e4": (10_000, 300, 32),
+    "text-5e3": (5_000, 20_000, 50),
+    "mixture-1e5": (100_000, 300, 32),
+    "mixture-1e6": (1_000_000, 100, 16),
+}
+# Exact evaluation (all pairs, blocked) up to this many points; above it
+# 10^7 uniform pairs plus each point's 10 nearest neighbours (not at 10^6).
+EXACT_EVAL = 20_000
+
+
+def scale_data(name):
+    n, d, k = SCALE_CASES[name]
+    if name.startswith("text"):
+        from sklearn.preprocessing import normalize
+
+        X = sp.random(n, d, density=0.002, format="csr", random_state=0)
+        X.data = np.abs(X.data)
+        return normalize(X), k
+    return mixture(n, d), k
+
+
+def scale_one(name, out):
+    """Our default fit of one scale case in this (fresh) process, for its
+    own peak memory; writes the components to ``out`` and prints a JSON
+    line with the fit's time, memory and its own report."""
+    import json
+    import resource
+
+    X, k = scale_data(name)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    wall, cpu = time.perf_counter(), time.process_time()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est = DerandomizedJLProjector(k, random_state=0).fit(X)
+    row = {
+        "wall": time.perf_counter() - wall,
+        "cpu": time.process_time() - cpu,
+        "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+        "data_gb": before,
+        "distortion_": est.distortion_,
+    }
+    for name_ in ("distortion_exact_", "n_pairs_checked_", "distortion_exceed_bound_"):
+        if hasattr(est, name_):
+            row[name_] = getattr(est, name_)
+    np.save(out, est.components_)
+    print(json.dumps(row, default=float))
+
+
+class EvalPairs:
+    """The evaluated pairs of a scale case: all pairs (blocked, squared
+    distances kept as float32 blocks) up to EXACT_EVAL points, else 10^7
+    uniform pairs plus each point's 10 nearest neighbours (below 10^6)."""
+
+    def __init__(self, X, seed=1):
+        self.X = X
+        n = X.shape[0]
+        self.exact = n <= EXACT_EVAL
+        sq = (
+            np.asarray(X.multiply(X).sum(1)).ravel()
+            if sp.issparse(X)
+            else (X**2).sum(1)
+        )
+        if self.exact:
+            self.blocks = []
+            for lo in range(0, n, 1000):
+                hi = min(lo + 1000, n)
+                G = X[lo:hi] @ X.T
+                G = G.toarray() if sp.issparse(G) else G
+                D = sq[lo:hi, None] + sq[None, :] - 2 * G
+                keep = np.arange(n)[None, :] > np.arange(lo, hi)[:, None]
+                keep &= D > 1e-9 * sq.max()
+                self.blocks.append(
+                    (lo, hi, np.where(keep, D, np.nan).astype(np.float32))
+                )
+            self.label = f"all {n * (n - 1) // 2:,} pairs"
+            return
+        rng = np.random.RandomState(seed)
+        m = 10**7
+        rows, cols = rng.randint(n, size=m), rng.randint(n, size=m)
+        if n < 10**6:
+            from sklearn.neighbors import NearestNeighbors
+
+            nn = NearestNeighbors(n_neighbors=11, algorithm="brute").fit(X)
+            ind = nn.kneighbors(X, return_distance=False)[:, 1:]
+            rows = np.concatenate([rows, np.repeat(np.arange(n), 10)])
+            cols = np.concatenate([cols, ind.ravel()])
+            self.label = f"{m:,} uniform pairs + 10 nearest neighbours"
+        else:
+            self.label = f"{m:,} uniform pairs"
+        self.rows, self.cols = rows, cols
+        self.D = self._sqdist(X, rows, cols)
+        keep = self.D > 1e-9 * sq.max()
+        self.rows, self.cols, self.D = rows[keep], cols[keep], self.D[keep]
+
+    @staticmethod
+    def _sqdist(X, rows, cols, chunk=10**6):
+        out = np.empty(rows.size)
+        for lo in range(0, rows.size, chunk):
+            diff = X[rows[lo : lo + chunk]] - X[cols[lo : lo + chunk]]
+            if sp.issparse(diff):
+                out[lo : lo + chunk] = np.asarray(diff.multiply(diff).sum(1)).ravel()
+            else:
+                out[lo : lo + chunk] = (diff * diff).sum(1)
+        return out
+
+    def ratio_range(self, E):
+        if not self.exact:
+            r = self._sqdist(E, self.rows, self.cols) / self.D
+            return float(r.min()), float(r.max())
+        sq = (E**2).sum(1)
+        lo_, hi_ = np.inf, 0.0
+        for lo, hi, D in self.blocks:
+            De = sq[lo:hi, None] + sq[None, :] - 2 * E[lo:hi] @ E.T
+            r = np.maximum(De, 0) / D
+            lo_ = min(lo_, float(np.nanmin(r)))
+            hi_ = max(hi_, float(np.nanmax(r)))
+        return lo_, hi_
+
+    def distortion(self, E):
+        lo, hi = self.ratio_range(E)
+        return max(hi - 1.0, 1.0 - lo)
+
+    def pca_rescaled(self, E):
+        lo, hi = self.ratio_range(E)
+        return (hi - lo) / (hi + lo)
+
+
+def pair_sample_distortion(X, E, rng, m=100_000):
+    n = X.shape[0]
+    rows, cols = rng.randint(n, size=m), rng.randint(n, size=m)
+    D = EvalPairs._sqdist(X, rows, cols)
+    keep = D > 0
+    return float(
+        np.abs(EvalPairs._sqdist(E, rows[keep], cols[keep]) / D[keep] - 1).max()
+    )
+
+
+def scale(args):
+    """Scale rows: ours (defaults, in a fresh process for its peak memory)
+    against the random projection picked as the best of 20 seeds on a
+    sample of 10^5 pairs (Gaussian; sparse for the text case) and PCA
+    rescaled by its best factor, all evaluated on the same pairs."""
+    import json
+    import subprocess
+    import sys
+    import tempfile
+
+    from sklearn.random_projection import SparseRandomProjection
+
+    print(
+        f"{os.cpu_count()} cpus; ours: DerandomizedJLProjector(k, "
+        "random_state=0) with defaults, in a fresh process (peak RSS "
+        "includes the data)"
+    )
+    for name in args.sizes.split(","):
+        n, d, k = SCALE_CASES[name]
+        X, _ = scale_data(name)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "components.npy")
+            out = subprocess.run(
+                [sys.executable, __file__, "--scale-one", f"{name}:{path}"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+            r = json.loads(out.strip().splitlines()[-1])
+            A = np.load(path)
+        pairs = EvalPairs(X)
+        print(
+            f"\n== {name}: n={n:,}, d={d:,}, k={k}; max distortion over {pairs.label}"
+        )
+        ours = pairs.distortion(np.asarray(X @ A.T))
+        report = f"distortion_={r['distortion_']:.4f}"
+        if "distortion_exact_" in r:
+            report += (
+                f" ({'exact' if r['distortion_exact_'] else 'over checked pairs'}, "
+                f"{r['n_pairs_checked_']:,} pairs)"
+            )
+        print(
+            f"  {'ours (defaults)':<34}{ours:>8.4f}  fit {r['wall']:.1f} s wall, "
+            f"{r['cpu']:.1f} s CPU, peak {r['peak_gb']:.2f} GB; {report}"
+        )
+        sparse_input = sp.issparse(X)
+        Random = SparseRandomProjection if sparse_input else GaussianRandomProjection
+        picked, best = None, np.inf
+        start = time.perf_counter()
+        for s in range(20):
+            E = Random(k, random_state=s).fit_transform(X)
+            E = E.toarray() if sp.issparse(E) else E
+            if pairs.exact:  # the best seed on the evaluated pairs themselves
+                value = pairs.distortion(E)
+            else:
+                value = pair_sample_distortion(X, E, np.random.RandomState(7))
+            if value < best:
+                picked, best = E, value
+        seconds = time.perf_counter() - start
+        print(
+            f"  {Random.__name__ + ', best of 20 seeds':<34}"
+            f"{pairs.distortion(picked):>8.4f}  (picked on "
+            f"{'these pairs' if pairs.exact else '10^5 other pairs'}; {seconds:.1f} s)"
+        )
+        if sparse_input:
+            from sklearn.decomposition import TruncatedSVD
+
+            E = TruncatedSVD(k, random_state=0).fit_transform(X)
+            label = "TruncatedSVD, rescaled"
+        else:
+            solver = "full" if n <= EXACT_EVAL else "randomized"
+            E = PCA(k, svd_solver=solver, random_state=0).fit_transform(X)
+            label = "PCA, rescaled by its best factor"
+        print(f"  {label:<34}{pairs.pca_rescaled(E):>8.4f}", flush=True)
+
+
+# -- held-out quality of the defaults ----------------------------------------
+
+
+def held_out_data():
+    """The held-out cases: (name, X, k)."""
+    from sklearn.datasets import load_breast_cancer, load_wine
+    from sklearn.preprocessing import StandardScaler
+
+    digits = StandardScaler().fit_transform(load_digits().data)
+    cancer = StandardScaler().fit_transform(load_breast_cancer().data)
+    wine = StandardScaler().fit_transform(load_wine().data)
+    mix = mixture(3000, d=500)
+    return [
+        ("digits (1797, standardised)", digits, 10),
+        ("digits (1797, standardised)", digits, 20),
+        ("breast_cancer (standardised)", cancer, 5),
+        ("breast_cancer (standardised)", cancer, 10),
+        ("wine (standardised)", wine, 4),
+        ("20-cluster mixture, n=3000, d=500", mix, 20),
+        ("20-cluster mixture, n=10000, d=300", mixture(10_000), 32),
+    ]
+
+
+def held_out(args):
+    """Fit on 75 % of the points, max distortion over the pairs that touch
+    the other 25 % (seeded split): ours with defaults and with
+    early_stopping on and off, against PCA fit on the 75 % and rescaled by
+    its best factor on the evaluated pairs (an oracle factor)."""
+    variants = [
+        ("defaults", {}),
+        ("early_stopping=True", {"early_stopping": True}),
+        ("early_stopping=False", {"early_stopping": False}),
+    ]
+    print(
+        "held-out: fit on 75 %, max distortion over the pairs touching the "
+        "other 25 %; PCA rescaled by its best factor on those pairs"
+    )
+    header = "".join(f"{label:>22}" for label, _ in variants)
+    print(f"  {'case':<36}{'k':>3}{'PCA':>8}{header}")
+    for name, X, k in held_out_data():
+        n = X.shape[0]
+        perm = np.random.RandomState(0).permutation(n)
+        train = perm[: int(0.75 * n)]
+        is_test = np.zeros(n, dtype=bool)
+        is_test[perm[int(0.75 * n) :]] = True
+        pairs = Pairs(X, is_test[:, None] | is_test[None, :])
+        pca = pairs.pca_rescaled(PCA(k, svd_solver="full").fit(X[train]).transform(X))
+        cells = []
+        for _, kwargs in variants:
+            est, seconds = fit(
+                DerandomizedJLProjector(k, random_state=0, **kwargs), X[train]
+            )
+            cells.append(
+                f"{pairs.distortion(est.transform(X)):>13.4f} ({seconds:4.1f} s)"
+            )
+        print(
+            f"  {name:<36}{k:>3}{pca:>8.4f}" + "".join(f"{c:>22}" for c in cells),
+            flush=True,
+        )
+    name, X, _ = held_out_data()[2]
+    n = X.shape[0]
+    perm = np.random.RandomState(0).permutation(n)
+    train = perm[: int(0.75 * n)]
+    is_test = np.zeros(n, dtype=bool)
+    is_test[perm[int(0.75 * n) :]] = True
+    pairs = Pairs(X, is_test[:, None] | is_test[None, :])
+    print(f"\n  n_components='auto' on {name}: chosen k and held-out distortion")
+    for eps in (0.1, 0.2):
+        for label, kwargs in variants[::2]:
+            est = DerandomizedJLProjector("auto", eps=eps, random_state=0, **kwargs)
+            est, seconds = fit(est, X[train])
+            value = pairs.distortion(est.transform(X))
+            print(
+                f"  eps={eps}, {label:<22} k={est.n_components_:>3}  held-out "
+                f"{value:.4f} ({seconds:.1f} s)",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -13,7 +13,11 @@ from sklearn.pipeline import make_pipeline
 from sklearn.random_projection import GaussianRandomProjection
 from sklearn.svm import LinearSVC
 
-from sklearn_derand import DerandomizedJLProjector, max_pairwise_distortion
+from sklearn_derand import (
+    DerandomizedJLProjector,
+    max_pairwise_distortion,
+    random_projection,
+)
 
 
 @pytest.fixture(scope="module")
@@ -51,11 +55,13 @@ def test_starts_from_the_gaussian_projection_and_never_does_worse(digits):
         gauss = GaussianRandomProjection(16, random_state=seed).fit(digits)
         with pytest.warns(ConvergenceWarning):
             start = DerandomizedJLProjector(
-                16, init="gaussian", random_state=seed, max_iter=1
+                16, init="gaussian", random_state=seed, max_iter=1, early_stopping=False
             )
             start.fit(digits)
         np.testing.assert_array_equal(start.components_, gauss.components_)
-        ours = DerandomizedJLProjector(16, init="gaussian", random_state=seed)
+        ours = DerandomizedJLProjector(
+            16, init="gaussian", random_state=seed, early_stopping=False
+        )
         ours.fit(digits)
         assert ours.distortion_ == pytest.approx(
             max_pairwise_distortion(digits, ours.transform(digits))
@@ -69,7 +75,7 @@ def test_learned_projection_beats_the_best_of_many_gaussian_ones(digits):
     pca = PCA(k).fit(digits).transform(digits)
     ratios_lo_hi = _ratio_range(digits, pca)
     pca_rescaled = (ratios_lo_hi[1] - ratios_lo_hi[0]) / sum(ratios_lo_hi)
-    ours = DerandomizedJLProjector(k, random_state=0).fit(digits)
+    ours = DerandomizedJLProjector(k, random_state=0, early_stopping=False).fit(digits)
     assert ours.distortion_ < 0.25 * best_gaussian
     assert ours.distortion_ < pca_rescaled
     assert ours.converged_
@@ -91,7 +97,9 @@ def test_pca_start_is_rescaled_pca_and_best_start_is_never_worse(digits):
     pca_rescaled = (hi - lo) / (hi + lo)
     gauss = GaussianRandomProjection(k, random_state=0).fit(digits)
     with pytest.warns(ConvergenceWarning):
-        start = DerandomizedJLProjector(k, init="pca", max_iter=1, random_state=0)
+        start = DerandomizedJLProjector(
+            k, init="pca", max_iter=1, random_state=0, early_stopping=False
+        )
         start.fit(digits)
     # one iteration keeps the start: PCA times its best single factor ...
     assert start.distortion_ == pytest.approx(pca_rescaled, rel=1e-5)
@@ -105,9 +113,13 @@ def test_pca_start_is_rescaled_pca_and_best_start_is_never_worse(digits):
     np.testing.assert_allclose(
         start.components_ @ null.T, gauss.components_ @ null.T, atol=1e-9
     )
-    learned = DerandomizedJLProjector(k, init="pca", random_state=0).fit(digits)
+    learned = DerandomizedJLProjector(
+        k, init="pca", random_state=0, early_stopping=False
+    ).fit(digits)
     assert learned.distortion_ < 0.9 * pca_rescaled
-    best = DerandomizedJLProjector(k, init="best", random_state=0).fit(digits)
+    best = DerandomizedJLProjector(
+        k, init="best", random_state=0, early_stopping=False
+    ).fit(digits)
     gaussian_start = _gaussian_distortion(digits, k, 0)
     assert pca_rescaled < gaussian_start  # so "best" starts from PCA here
     np.testing.assert_array_equal(best.components_, learned.components_)
@@ -118,7 +130,9 @@ def test_pca_start_is_rescaled_pca_and_best_start_is_never_worse(digits):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             for init in ("gaussian", "pca", "best"):
-                est = DerandomizedJLProjector(k, init=init, max_iter=1, random_state=0)
+                est = DerandomizedJLProjector(
+                    k, init=init, max_iter=1, random_state=0, early_stopping=False
+                )
                 starts[init] = est.fit(X)
         winner = min(("gaussian", "pca"), key=lambda i: starts[i].distortion_)
         np.testing.assert_array_equal(
@@ -138,10 +152,14 @@ def test_sparse_data_does_not_stall_on_the_pca_start():
         shape=(200, 200),
     )
     with pytest.warns(ConvergenceWarning):
-        start = DerandomizedJLProjector(10, max_iter=1, random_state=0).fit(X)
+        start = DerandomizedJLProjector(
+            10, max_iter=1, random_state=0, early_stopping=False
+        ).fit(X)
     assert start.distortion_ > 0.999
-    ours = DerandomizedJLProjector(10, random_state=0).fit(X)
-    gaussian_start = DerandomizedJLProjector(10, init="gaussian", random_state=0)
+    ours = DerandomizedJLProjector(10, random_state=0, early_stopping=False).fit(X)
+    gaussian_start = DerandomizedJLProjector(
+        10, init="gaussian", random_state=0, early_stopping=False
+    )
     gaussian_start.fit(X)
     assert ours.distortion_ < 0.5
     assert ours.distortion_ < 1.1 * gaussian_start.distortion_
@@ -175,9 +193,12 @@ def test_float32_and_float64_agree_to_float32_rounding(rng):
 
 
 def test_auto_needs_far_fewer_components_than_the_jl_bound(digits):
+    # Without held-out points (early_stopping=False), eps on training pairs.
     from sklearn_derand import johnson_lindenstrauss_min_dim
 
-    proj = DerandomizedJLProjector("auto", eps=0.25, random_state=0).fit(digits)
+    proj = DerandomizedJLProjector(
+        "auto", eps=0.25, random_state=0, early_stopping=False
+    ).fit(digits)
     assert proj.n_components_ < 20 < johnson_lindenstrauss_min_dim(150, eps=0.25)
     assert proj.distortion_ <= 0.25
     names = proj.get_feature_names_out()
@@ -315,3 +336,36 @@ def test_bad_device_is_a_clear_error(digits):
 def test_convergence_warning_when_max_iter_is_hit(digits):
     with pytest.warns(ConvergenceWarning, match="did not converge"):
         DerandomizedJLProjector(8, max_iter=3, random_state=0).fit(digits)
+
+
+def test_early_stopping_auto_holds_points_out_from_50_to_5000_samples(rng, monkeypatch):
+    X = rng.rand(120, 12)
+    small = DerandomizedJLProjector(4, random_state=0).fit(X[:40])
+    assert small.validation_distortion_ is None
+    large = DerandomizedJLProjector(4, random_state=0).fit(X)
+    assert large.validation_distortion_ is not None
+    off = DerandomizedJLProjector(4, early_stopping=False, random_state=0).fit(X)
+    assert off.validation_distortion_ is None
+    # above the upper size (5000, lowered here) every point is fitted
+    monkeypatch.setattr(random_projection, "_AUTO_EARLY_STOPPING", (50, 100))
+    big = DerandomizedJLProjector(4, random_state=0).fit(X)
+    assert big.validation_distortion_ is None
+    # distortion_ is over all pairs of X either way, held-out points included
+    for est in (large, off):
+        assert est.distortion_ == pytest.approx(
+            max_pairwise_distortion(X, est.transform(X)), rel=1e-7
+        )
+        assert est.distortion_exact_ and est.n_pairs_checked_ == 120 * 119 // 2
+
+
+def test_auto_n_components_meets_eps_on_held_out_pairs(digits):
+    # With held-out points (the default from 50 samples) k is chosen so that
+    # eps holds on the validation pairs, not only on the fitted ones: the
+    # training-only search picks fewer components whose validation pairs
+    # exceed eps.
+    held = DerandomizedJLProjector("auto", eps=0.25, random_state=0).fit(digits)
+    assert held.validation_distortion_ <= 0.25
+    train_only = DerandomizedJLProjector(
+        "auto", eps=0.25, early_stopping=False, random_state=0
+    ).fit(digits)
+    assert train_only.n_components_ < held.n_components_

@@ -819,6 +819,120 @@ def _inverse_distances(G, sq, tiny):
     return inv, counts.sum()
 
 
+# -- a working set of pairs (CSR) -------------------------------------------
+#
+# Above ``max_pairs`` the objective runs over a list of pairs that grows
+# linearly with n, held as a symmetric CSR matrix (``indptr``, ``indices``,
+# ``inv``: each pair i != j stored in row i and in row j). Each row
+# computes its own gradient from its stored pairs (every pair twice, no
+# write to another row: parallel and independent of the thread count) and
+# counts its value terms for j > i only. P is (n, k) C-contiguous here: the
+# partners of a row are scattered, and a row of P is k contiguous numbers.
+
+
+@njit(cache=True, fastmath=_FAST, inline="always")
+def _pair_powers(z, log2p):
+    """``(z^(p-1), z^(p-2))`` by repeated squaring, with :data:`_FLOOR`."""
+    v = 1.0
+    s = z * z
+    for _ in range(log2p - 1):
+        v = v * s if s > _FLOOR else 0.0
+        s = s * s if s > _FLOOR else 0.0
+    return z * v, v
+
+
+def _pairs_value_and_parts(P, indptr, indices, inv, log2p, scale_ref, with_parts):
+    """:func:`_direct_value_and_parts` over the stored pairs: ``(top,
+    power_sum, square_sum, G1, G2)``; without ``with_parts`` G1 and G2 are
+    left zero (the value alone)."""
+    n, k = P.shape
+    G1 = np.zeros((n, k))
+    G2 = np.zeros((n, k))
+    tops = np.zeros(n)
+    pws = np.zeros(n)
+    sqs = np.zeros(n)
+    scale = 1.0 / scale_ref
+    for i_ in prange(n):
+        i = np.int64(i_)  # int64 helpers: one signature each
+        diff = np.empty(k)
+        g1 = np.zeros(k)
+        g2 = np.zeros(k)
+        top = 0.0
+        pw = 0.0
+        sq = 0.0
+        for e in range(indptr[i], indptr[i + 1]):
+            j = indices[e]
+            w = inv[e]
+            d2 = 0.0
+            for c in range(k):
+                diff[c] = P[i, c] - P[j, c]
+                d2 += diff[c] * diff[c]
+            d = d2 * w - 1.0
+            z = d * scale
+            u, _ = _pair_powers(z, log2p)
+            if j > i:
+                top = max(top, abs(d))
+                pw += u * z
+                sq += d * d
+            if with_parts:
+                a1 = u * w
+                a2 = d * w
+                for c in range(k):
+                    g1[c] += a1 * diff[c]
+                    g2[c] += a2 * diff[c]
+        G1[i] = g1
+        G2[i] = g2
+        tops[i], pws[i], sqs[i] = top, pw, sq
+    return _ordered_max(tops), _ordered_sum(pws), _ordered_sum(sqs), G1, G2
+
+
+def _pairs_hvp(P, V, indptr, indices, inv, log2p, top, coefs):
+    """:func:`direct_hvp` over the stored pairs (P and V are (n, k)); ``coefs
+    = (coef_power, coef_square, coef_rank1)``: first the rank-one term's
+    scalar over the pairs i < j, then each row's product."""
+    n, k = P.shape
+    coef_power, coef_square, coef_rank1 = coefs
+    scale = 1.0 / top
+    coef_diag = coef_power * (2.0**log2p - 1.0) * scale
+    ues = np.zeros(n)
+    for i_ in prange(n):
+        i = np.int64(i_)  # int64 helpers: one signature each
+        acc = 0.0
+        for e in range(indptr[i], indptr[i + 1]):
+            j = indices[e]
+            if j > i:
+                w = inv[e]
+                d2 = 0.0
+                dot = 0.0
+                for c in range(k):
+                    t = P[i, c] - P[j, c]
+                    d2 += t * t
+                    dot += t * (V[i, c] - V[j, c])
+                u, _ = _pair_powers((d2 * w - 1.0) * scale, log2p)
+                acc += u * w * dot
+        ues[i] = 2.0 * acc
+    ue = coef_rank1 * _ordered_sum(ues)
+    out = np.zeros((n, k))
+    for i_ in prange(n):
+        i = np.int64(i_)  # int64 helpers: one signature each
+        for e in range(indptr[i], indptr[i + 1]):
+            j = indices[e]
+            w = inv[e]
+            d2 = 0.0
+            dot = 0.0
+            for c in range(k):
+                t = P[i, c] - P[j, c]
+                d2 += t * t
+                dot += t * (V[i, c] - V[j, c])
+            d = d2 * w - 1.0
+            u, v = _pair_powers(d * scale, log2p)
+            a = (coef_power * u + coef_square * d) * w
+            f = ((coef_diag * v + coef_square) * 2.0 * w * dot + ue * u) * w
+            for c in range(k):
+                out[i, c] += 2.0 * (a * (V[i, c] - V[j, c]) + f * (P[i, c] - P[j, c]))
+    return out
+
+
 _LAYER_LOCK = threading.Lock()
 _THREAD_SAFE = None
 
@@ -912,6 +1026,8 @@ def direct_hvp(Pt, Vt, inv, log2p, top, coef_power, coef_square, coef_rank1):
 ratio_range = _compiled(_ratio_range)
 inverse_distances = _compiled_exact(_inverse_distances)
 
+pairs_value_and_parts = _compiled(_pairs_value_and_parts)
+pairs_hvp = _compiled(_pairs_hvp)
 
 # The kernel every CPU fit calls first (at set-up): in a fresh environment
 # none is cached, so its absence stands for all of them.
