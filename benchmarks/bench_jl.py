@@ -757,6 +757,16 @@ def held_out_data():
     ]
 
 
+def _held_out_split(X):
+    """The seeded 75/25 split: the training rows, and the pairs that touch
+    the other 25 %."""
+    n = X.shape[0]
+    perm = np.random.RandomState(0).permutation(n)
+    is_test = np.zeros(n, dtype=bool)
+    is_test[perm[int(0.75 * n) :]] = True
+    return perm[: int(0.75 * n)], Pairs(X, is_test[:, None] | is_test[None, :])
+
+
 def held_out(args):
     """Fit on 75 % of the points, max distortion over the pairs that touch
     the other 25 % (seeded split): ours with defaults and with
@@ -773,13 +783,9 @@ def held_out(args):
     )
     header = "".join(f"{label:>22}" for label, _ in variants)
     print(f"  {'case':<36}{'k':>3}{'PCA':>8}{header}")
-    for name, X, k in held_out_data():
-        n = X.shape[0]
-        perm = np.random.RandomState(0).permutation(n)
-        train = perm[: int(0.75 * n)]
-        is_test = np.zeros(n, dtype=bool)
-        is_test[perm[int(0.75 * n) :]] = True
-        pairs = Pairs(X, is_test[:, None] | is_test[None, :])
+    cases = held_out_data()
+    for name, X, k in cases:
+        train, pairs = _held_out_split(X)
         pca = pairs.pca_rescaled(PCA(k, svd_solver="full").fit(X[train]).transform(X))
         cells = []
         for _, kwargs in variants:
@@ -793,13 +799,8 @@ def held_out(args):
             f"  {name:<36}{k:>3}{pca:>8.4f}" + "".join(f"{c:>22}" for c in cells),
             flush=True,
         )
-    name, X, _ = held_out_data()[2]
-    n = X.shape[0]
-    perm = np.random.RandomState(0).permutation(n)
-    train = perm[: int(0.75 * n)]
-    is_test = np.zeros(n, dtype=bool)
-    is_test[perm[int(0.75 * n) :]] = True
-    pairs = Pairs(X, is_test[:, None] | is_test[None, :])
+    name, X, _ = cases[2]
+    train, pairs = _held_out_split(X)
     print(f"\n  n_components='auto' on {name}: chosen k and held-out distortion")
     for eps in (0.1, 0.2):
         for label, kwargs in variants[::2]:

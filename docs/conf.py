@@ -51,7 +51,10 @@ html_theme_options = {
     "navigation_with_keys": False,
     "show_toc_level": 2,
 }
-html_static_path = []
+html_static_path = ["_static"]
+# Gallery card titles wrap inside their card (a long class name ran into
+# the next card at 1400 px; see docs/screenshots.sh).
+html_css_files = ["custom.css"]
 # The left sidebar lists the pages of the current section; the top-level
 # pages have none, and showed an empty "Section Navigation" box.
 html_sidebars = {

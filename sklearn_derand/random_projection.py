@@ -218,12 +218,14 @@ class DerandomizedJLProjector(
     Two learning methods:
 
     - ``"direct"`` (default, best in ``benchmarks/bench_jl.py``): minimise a
-      smooth maximum (power mean with p raised 8 -> 32 -> 128) of the squared
-      pair distortions, plus ``alpha`` times their mean square, over the
-      matrix, started from the better (on the training pairs) of exactly
-      the Gaussian matrix that ``GaussianRandomProjection(random_state=...)``
-      draws and rescaled PCA (``init``), keeping the best iterate: never
-      worse on the training pairs than that Gaussian projection.
+      smooth maximum (power mean with p raised 8 -> 32 -> 128; 32 -> 128 on
+      a working set of pairs above ``max_pairs``) of the squared pair
+      distortions, plus ``alpha`` times their mean square, over the matrix,
+      started from the better of exactly the Gaussian matrix that
+      ``GaussianRandomProjection(random_state=...)`` draws and rescaled PCA
+      (``init``), keeping the best iterate: never worse than that start on
+      the pairs that judge it (the training pairs; the validation pairs
+      with ``early_stopping``).
     - ``"derandomize"`` (the derandomization paper): optimise a Gaussian
       sampler ``A = M + sigma Z`` for the expected smoothed number of pairs
       whose distortion exceeds ``eps``, plus ``alpha * sigma^2``; at a
@@ -278,10 +280,10 @@ class DerandomizedJLProjector(
         search fits several k).
     tol : float, default=1e-3
         Stop when for ``n_iter_no_change`` iterations neither the best max
-        training distortion nor the objective improved by this relative
-        amount (with ``early_stopping``: when the best validation distortion
-        did not). The objective counts too because the max can sit on a
-        plateau while it falls, e.g. from the PCA start on sparse data.
+        distortion (training, or validation with ``early_stopping``) nor the
+        objective improved by this relative amount. The objective counts
+        too because the max can sit on a plateau while it falls, e.g. from
+        the PCA start on sparse data.
     n_iter_no_change : int, default=20
         See ``tol``.
     early_stopping : "auto" or bool, default="auto"
