@@ -28,6 +28,7 @@ the violators' endpoints; the reported max is exact over all pairs up to
 confidence bound from a uniform sample (:func:`_final_report`).
 """
 
+import functools
 import itertools
 import math
 from dataclasses import dataclass, field
@@ -214,7 +215,7 @@ class DistortionProblem:
         """:meth:`pair_sqdist` of the data through its sparse copy (the
         distances do not depend on centring): ``s_i + s_j - 2 x_i.x_j``."""
         S = self.sparse.S
-        sq = self._sparse_sq()
+        sq = self._sparse_sq
         out = np.empty(rows.size)
         step = max(1, chunk // 64)
         for lo in range(0, rows.size, step):
@@ -223,11 +224,11 @@ class DistortionProblem:
             out[lo : lo + step] = np.maximum(sq[i] + sq[j] - 2.0 * dots, 0.0)
         return out
 
+    @functools.cached_property
     def _sparse_sq(self):
-        if getattr(self, "_sq", None) is None:
-            S = self.sparse.S
-            self._sq = np.asarray(S.multiply(S).sum(1)).ravel()
-        return self._sq
+        """Squared norms of the rows of the sparse data."""
+        S = self.sparse.S
+        return np.asarray(S.multiply(S).sum(1)).ravel()
 
     def _csr(self, rows, cols, known=None, points=None):
         """The distinct pairs i != j among (rows, cols) and the ``known``
@@ -292,13 +293,12 @@ class DistortionProblem:
     def set_validation_pairs(self, n_pairs, n_sample, n_points):
         """Validation pairs for early stopping: those of the validation
         points with all points if they are at most ``n_pairs``, else (a
-        sample, ``val_exact`` False) about ``n_sample`` pairs of random
+        sample) about ``n_sample`` pairs of random
         validation points with random points, on at most ``n_points``
         points (whose images each iteration computes): ``val_points``
         (global indices) and ``val_csr`` over them."""
         every = np.arange(self.n)
-        self.val_exact = self.val_idx.size * self.n <= n_pairs
-        if self.val_exact:
+        if self.val_idx.size * self.n <= n_pairs:
             rows = np.repeat(self.val_idx, self.n)
             cols = np.tile(every, self.val_idx.size)
         else:
@@ -353,18 +353,16 @@ class DistortionProblem:
         dtype = torch.float32 if fast else torch.float64
         P = P.detach().to(dtype)
         Y = self.Yt.to(dtype) if self.sparse is None else None
+        every = cols.numel() == self.n  # all points, in order: no copies
+        Pc = P if every else P[cols]
         sparse_rows = None
         if self.sparse is not None:  # distances from the sparse data
             sparse_rows = self.sparse.S
             sparse_cols = sparse_rows[cols.cpu().numpy()].T.tocsr()
-            gy_all = torch.from_numpy(self._sparse_sq()).to(dtype)
-            gy, Yc = gy_all[cols], None
-            Pc = P if cols.numel() == self.n else P[cols]
-        elif cols.numel() == self.n:  # all points, in order: no copies
-            Yc, Pc = Y, P
+            gy_all = torch.from_numpy(self._sparse_sq).to(dtype)
+            gy = gy_all[cols]
         else:
-            Yc, Pc = Y[cols], P[cols]
-        if Yc is not None:
+            Yc = Y if every else Y[cols]
             gy = (Yc * Yc).sum(1)
         gp = (Pc * Pc).sum(1)
         gy_max = gy.max() if gy.numel() else 0.0
@@ -476,19 +474,21 @@ class DistortionProblem:
         g = torch.diagonal(G)
         return (g[:, None] + g[None, :] - 2.0 * G) * self.inv - self.mask_f
 
-    def start_validation_max(self, P):
-        """Max |distortion| over the pairs of the validation points with all
-        points, or, above _START_PAIRS of them, of random validation points
-        (for choosing a start)."""
+    def validation_max(self, P, max_pairs=None):
+        """Max |distortion| over the pairs of validation points with all;
+        above ``max_pairs`` such pairs, over those of random validation
+        points (about ``max_pairs``)."""
         rows = self.val_idx
-        if rows.size * self.n > _START_PAIRS:
-            size = max(1, _START_PAIRS // self.n)
+        if max_pairs is not None and rows.size * self.n > max_pairs:
+            size = max(1, max_pairs // self.n)
             rows = np.sort(self.rng.choice(rows, size=size, replace=False))
         return self._max_over(P, rows, np.arange(self.n))[0]
 
-    def validation_max(self, P):
-        """Max |distortion| over the pairs of validation points with all."""
-        return self._max_over(P, self.val_idx, np.arange(self.n))[0]
+    def all_points_max(self, P):
+        """Max |distortion| over all pairs of the n points (validation
+        points included), in chunks."""
+        every = np.arange(self.n)
+        return self._max_over(P, every, every)[0]
 
     def all_pairs_max(self, P, rows_out=0):
         """Max |distortion| over all fitted pairs (chunked, no gradient).
@@ -703,9 +703,9 @@ def fit_projection(
                     # (distortion 1, which no fitted pair's gradient moves).
                     with torch.no_grad():
                         P_pca = P0 + Y @ torch.as_tensor(C0, **opts).T
-                    if problem.start_validation_max(P0) <= problem.start_validation_max(
-                        P_pca
-                    ):
+                    if problem.validation_max(
+                        P0, _START_PAIRS
+                    ) <= problem.validation_max(P_pca, _START_PAIRS):
                         C0 = None
                 elif problem.all_pairs_max(P0) <= pca_max:
                     C0 = None
@@ -754,8 +754,7 @@ def _exact_max(problem, A):
     P = torch.as_tensor(
         np.asarray(problem.X @ A.T), dtype=torch.float64, device=problem.device
     )
-    every = np.arange(problem.n)
-    return problem._max_over(P - P.mean(0), every, every)[0]
+    return problem.all_points_max(P - P.mean(0))
 
 
 def _better(score, train, best_score, best_train):
@@ -1116,9 +1115,7 @@ def _fit_direct(
         # The fit judged validation pairs; report the training max over all
         # points' pairs (validation points included), as without it.
         with torch.no_grad():
-            P_best = variable.images(best["params"])
-        every = np.arange(problem.n)
-        best["train"] = problem._max_over(P_best, every, every)[0]
+            best["train"] = problem.all_points_max(variable.images(best["params"]))
     # One certificate, at the returned (best) iterate, for the last stage's
     # objective as a function of the row-space coefficients C.
     C = variable.coefficients(best["params"])
@@ -1186,7 +1183,6 @@ class ScanReport:
 
     exact: bool
     n_checked: int
-    level: float
     n_sampled: int = 0
     n_exceed: int = 0
 
@@ -1224,7 +1220,7 @@ def _final_report(problem, P):
     if n <= _EXACT_REPORT:
         lo, hi = problem.scan(P, every, cols=every)[:2]
         value = max(hi - 1.0, 1.0 - lo) if hi > 0.0 else 0.0
-        return value, ScanReport(True, n * (n - 1) // 2, value)
+        return value, ScanReport(True, n * (n - 1) // 2)
     rows = problem.sample_rows(_SCAN_PAIRS, pool=every)
     lo, hi = problem.scan(P, rows, cols=every)[:2]
     value = max(hi - 1.0, 1.0 - lo, problem.pairs_max(P[problem.points]))
@@ -1243,7 +1239,7 @@ def _final_report(problem, P):
     a, c, D = a[ok], c[ok], D[ok]
     ratio = problem.pair_sqdist(a, c, P.detach().numpy()) / D
     n_exceed = int(np.count_nonzero(np.abs(ratio - 1.0) > value))
-    return value, ScanReport(False, n_checked, value, a.size, n_exceed)
+    return value, ScanReport(False, n_checked, a.size, n_exceed)
 
 
 def _fit_pairs(
