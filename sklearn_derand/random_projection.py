@@ -293,11 +293,11 @@ class DerandomizedJLProjector(
         points then take no part in the fit: up to a few thousand points
         the projection generalises better to new points (in
         ``benchmarks/bench_jl.py --held-out``, against PCA rescaled by its
-        best factor on the held-out pairs: 3 of 6 cases below it and the
-        other 3 within 2 % above, where without it those 3 came out 4 % to
+        best factor on the held-out pairs: 4 of 6 cases below it and the
+        other 2 within 1 % above, where without it those 2 came out 14 % and
         27 % above), while ``distortion_``, over all training pairs, is
         higher than a fit of every point. At 10^4 mixture points holding
-        out cost the training pairs (1.07 against 0.48) without making new
+        out cost the training pairs without making new
         points better than PCA, so ``"auto"`` fits every point there. Use
         ``False`` when only the training points will be projected.
     validation_fraction : float, default=0.2
@@ -307,8 +307,8 @@ class DerandomizedJLProjector(
         fitted points are used. Above it, ``"direct"`` on the CPU learns
         from a working set of pairs that grows with n, not n^2: up to 20,000
         points (a random sample above), each with 8 random partners, its 8
-        nearest neighbours and, after every 25 iterations, the 8 worst
-        partners a blocked scan finds for it (all points up to 20,000; about
+        nearest neighbours and, after every 25 iterations (50 in the
+        second stage), the 8 worst partners a blocked scan finds for it (all points up to 20,000; about
         10^8 pairs of random points above), the scans' endpoints joining
         the set. Elsewhere (another device) it learns from blocks of points
         refreshed toward the worst pairs. ``"derandomize"``, whose exact

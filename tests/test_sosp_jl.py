@@ -469,3 +469,28 @@ def test_scans_through_sparse_data_measure_the_true_distances():
     ratio = ((P.numpy()[a] - P.numpy()[b]) ** 2).sum(1)[ok] / D[ok]
     assert lo == pytest.approx(ratio.min(), rel=1e-9)
     assert hi == pytest.approx(ratio.max(), rel=1e-9)
+
+
+@pytest.mark.parametrize("chunk", [500, 2**20])
+def test_scan_of_all_pairs_covers_each_pair(chunk):
+    # A scan of the fitted points against themselves runs over each pair
+    # once (each block of rows against the columns from its first row on),
+    # in one block or many: the ratio range of brute force over all pairs,
+    # and the worst pair among the worst partners found.
+    rng = np.random.RandomState(3)
+    X = rng.randn(150, 6)
+    problem = DistortionProblem(
+        X - X.mean(0), np.ones(150, dtype=bool), 500, torch.device("cpu"), 0
+    )
+    P = torch.as_tensor(rng.randn(150, 3))
+    lo, hi, worst, _ = problem.scan(
+        P, np.arange(150), n_worst=2, exact_range=True, chunk=chunk
+    )
+    Y = problem.Yt.numpy()
+    a, b = np.triu_indices(150, 1)
+    ratio = ((P.numpy()[a] - P.numpy()[b]) ** 2).sum(1) / ((Y[a] - Y[b]) ** 2).sum(1)
+    assert lo == pytest.approx(ratio.min(), rel=1e-9)
+    assert hi == pytest.approx(ratio.max(), rel=1e-9)
+    top = np.argmax(np.abs(ratio - 1.0))
+    found = set(zip(*worst)) | set(zip(worst[1], worst[0]))
+    assert (a[top], b[top]) in found

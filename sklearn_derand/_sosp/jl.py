@@ -366,26 +366,38 @@ class DistortionProblem:
             gy = (Yc * Yc).sum(1)
         gp = (Pc * Pc).sum(1)
         gy_max = gy.max() if gy.numel() else 0.0
-        step = max(1, chunk // max(cols.numel(), 1))
+        # Rows that are the columns themselves: each pair once, a block of
+        # rows against the columns from its own first row on (half the
+        # products); nearest neighbours need every column.
+        triangle = (
+            not n_near
+            and rows.size == cols.numel()
+            and np.array_equal(rows, cols.cpu().numpy())
+        )
         lo, hi = math.inf, 0.0
         worst, near = [], []
-        for start in range(0, rows.size, step):
+        start = 0
+        while start < rows.size:
+            first = start if triangle else 0
+            step = max(1, chunk // max(cols.numel() - first, 1))
             r = torch.as_tensor(rows[start : start + step], device=self.device)
+            start += step
             Pr = P[r]
+            block_cols, block_gy, block_gp = cols[first:], gy[first:], gp[first:]
             if sparse_rows is None:
                 Yr = Y[r]
                 sy = (Yr * Yr).sum(1)
-                D = _sqdist_inplace(Yr @ Yc.T, sy, gy)
+                D = _sqdist_inplace(Yr @ Yc[first:].T, sy, block_gy)
             else:  # through the sparse data: a few nonzeros per row
                 rr = r.cpu().numpy()
-                G = torch.from_numpy((sparse_rows[rr] @ sparse_cols).toarray())
+                G = (sparse_rows[rr] @ sparse_cols[:, first:]).toarray()
                 sy = gy_all[r]
-                D = _sqdist_inplace(G.to(dtype), sy, gy)
+                D = _sqdist_inplace(torch.from_numpy(G).to(dtype), sy, block_gy)
             if fast:
                 skip = D <= (1e-4 * (sy + gy_max)).clamp_min_(self.tiny)[:, None]
             else:
                 skip = D <= self.tiny
-            ratio = _sqdist_inplace(Pr @ Pc.T, (Pr * Pr).sum(1), gp)
+            ratio = _sqdist_inplace(Pr @ Pc[first:].T, (Pr * Pr).sum(1), block_gp)
             ratio.div_(D.clamp_min_(self.tiny))
             if exact_range:
                 block_lo, block_hi = _nan_range(ratio.masked_fill_(skip, math.nan))
@@ -396,10 +408,10 @@ class DistortionProblem:
             lo, hi = min(lo, block_lo), max(hi, block_hi)
             if n_worst:
                 dev = ratio.sub_(1.0).abs_()
-                top = dev.topk(min(n_worst, cols.numel()), dim=1)
+                top = dev.topk(min(n_worst, block_cols.numel()), dim=1)
                 keep = top.values > above
                 pair_rows = r[:, None].expand_as(keep)[keep]
-                worst.append((pair_rows, cols[top.indices[keep]]))
+                worst.append((pair_rows, block_cols[top.indices[keep]]))
             if n_near:
                 D.masked_fill_(skip, math.inf)
                 idx = D.topk(min(n_near, cols.numel()), dim=1, largest=False).indices
@@ -1146,10 +1158,12 @@ def _fit_direct(
 _N_RANDOM = 8
 _N_NEAR = 8
 _N_WORST = 8
-# Iterations between scans: on 10^4 mixture points (d = 300, k = 32,
-# random_state 0, 1, 2) every 25 gave max distortion 0.479, 0.476, 0.476
-# in 23-33 s, every 50 0.688, 0.663, 0.635 in 25-30 s.
-_PAIR_ROUND = 25
+# Iterations between scans, per stage: on 10^4 mixture points (d = 300,
+# k = 32, random_state 0, 1, 2) every 25 in both stages gave max distortion
+# 0.473-0.476 in 21-24 s, 25 then 50 0.472-0.495 in 19-20 s, 50 then 50
+# 0.57-0.69, 25 then 75 0.51-0.52 (the second stage finds few new
+# violators; its scans are the cost).
+_PAIR_ROUNDS = (25, 50)
 # Stages of p: on 10^4 points of a 20-cluster mixture (d = 300, k = 32) the
 # first stage at p = 8 left the max above the start's (0.97 against 0.95),
 # the working set missing most violators; from p = 32, 0.476 against 0.567
@@ -1266,7 +1280,8 @@ def _fit_pairs(
     (compiled kernels, cost linear in its size) on a set of active points:
     up to ``_ACTIVE_POINTS`` fitted points (all of them, or a random
     sample), each with ``_N_RANDOM`` random partners and its ``_N_NEAR``
-    nearest neighbours among them. After every ``_PAIR_ROUND`` iterations a
+    nearest neighbours among them. After each round (``_PAIR_ROUNDS``
+    iterations, per stage) a
     blocked scan (all fitted points up to ``_EXACT_SCAN``, random rows of
     them above) adds, for each point it covers, the ``_N_WORST`` partners
     of largest distortion above 0.9 of the set's max, and their endpoints
@@ -1332,11 +1347,11 @@ def _fit_pairs(
     n_iter = 0
     stopped = reached = False
     budgets = _stage_budgets(max_iter, _PAIR_SHARE)
-    for p, budget in zip(_PAIR_STAGES, budgets):
+    for p, budget, rounds in zip(_PAIR_STAGES, budgets, _PAIR_ROUNDS):
         used = 0
         stopped = False
         while used < budget and not stopped:
-            round_budget = min(_PAIR_ROUND, budget - used)
+            round_budget = min(rounds, budget - used)
             images, pullback = variable.active()
 
             objective, value_and_grad = _stage_objective(
