@@ -163,13 +163,9 @@ def _say_if_compiling(name):
     compiled (a fresh environment: numba's cache is empty)."""
     from sklearn_derand._sosp import _jl_kernels
 
-    if _jl_kernels.needs_compiling():
-        print(
-            f"sklearn-derand {name}: compiling the projector's kernels for this "
-            "environment (about 30 s on 2 cores, once: numba caches them)",
-            file=sys.stderr,
-            flush=True,
-        )
+    notice = _jl_kernels.compile_notice()
+    if notice:
+        print(f"sklearn-derand {name}: {notice}", file=sys.stderr, flush=True)
 
 
 @contextmanager

@@ -308,13 +308,13 @@ class DerandomizedJLProjector(
         from a working set of pairs that grows with n, not n^2: up to 20,000
         points (a random sample above), each with 8 random partners, its 8
         nearest neighbours and, after every 25 iterations (50 in the
-        second stage), the 8 worst partners a blocked scan finds for it (all points up to 20,000; about
-        10^8 pairs of random points above), the scans' endpoints joining
-        the set. Elsewhere (another device) it learns from blocks of points
-        refreshed toward the worst pairs. ``"derandomize"``, whose exact
-        expectations cost about 100 times more per pair, learns from one
-        random block of at most 5000 pairs. See ``distortion_`` for what is
-        measured exactly.
+        second stage), the 8 worst partners a blocked scan finds for it
+        (all points up to 20,000; about 10^8 pairs of random points above),
+        the scans' endpoints joining the set. Elsewhere (another device) it
+        learns from blocks of points refreshed toward the worst pairs.
+        ``"derandomize"``, whose exact expectations cost about 100 times
+        more per pair, learns from one random block of at most 5000 pairs.
+        See ``distortion_`` for what is measured exactly.
     solver : {"lbfgs", "adam", "pgd", "hessian_descent", "gd"}, default=None
         Optimiser of the SOSP backend; ``None`` picks ``"lbfgs"`` for
         ``"direct"`` and ``"adam"`` for ``"derandomize"``.
@@ -519,6 +519,12 @@ class DerandomizedJLProjector(
         )
         n_samples, n_features = X.shape
         device = _sosp.resolve_device(self.device)
+        if device.type == "cpu":
+            from sklearn_derand._sosp import _jl_kernels
+
+            notice = _jl_kernels.compile_notice()
+            if notice:  # a fresh environment: say so once, not per kernel
+                warnings.warn(f"DerandomizedJLProjector: {notice}.", stacklevel=2)
         rng = check_random_state(self.random_state)
         # The Gaussian start is drawn first, exactly as GaussianRandomProjection
         # draws it, so random_state=s starts from that projection's matrix.

@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -308,6 +309,27 @@ def test_a_cold_kernel_cache_is_announced_once(capsys, tmp_path, monkeypatch):
     code, _, err = _run(capsys, "jl", str(data), "--n-components", "2")
     assert code == 0 and "compiling" not in err
     monkeypatch.setattr(_jl_kernels, "needs_compiling", lambda: True)
+    monkeypatch.setattr(_jl_kernels, "_NOTICE_GIVEN", False)
     code, _, err = _run(capsys, "jl", str(data), "--n-components", "2")
     assert code == 0
     assert err.count("compiling the projector's kernels") == 1
+
+
+def test_a_library_fit_announces_compiling_once(monkeypatch):
+    """Outside the CLI the first fit that compiles says so in one warning;
+    later fits of the process do not repeat it."""
+    from sklearn_derand import DerandomizedJLProjector
+    from sklearn_derand._sosp import _jl_kernels
+
+    monkeypatch.setattr(_jl_kernels, "needs_compiling", lambda: True)
+    monkeypatch.setattr(_jl_kernels, "_NOTICE_GIVEN", False)
+    X = np.random.RandomState(0).randn(40, 6)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(2):
+            DerandomizedJLProjector(2, random_state=0, max_iter=5).fit(X)
+    notices = [
+        w for w in caught if "compiling the projector's kernels" in str(w.message)
+    ]
+    assert len(notices) == 1
+    assert "once" in str(notices[0].message)

@@ -1048,3 +1048,21 @@ def needs_compiling():
         )
     except Exception:  # pragma: no cover - another numba's cache layout
         return False
+
+
+_NOTICE = (
+    "compiling the projector's kernels for this environment (numba, once: "
+    "about 30 s on 2 cores; cached on disk for later fits)"
+)
+_NOTICE_GIVEN = False
+
+
+def compile_notice():
+    """The one-line notice that the next fit compiles the kernels, the
+    first time this process asks while :func:`needs_compiling` holds; None
+    otherwise (said once per process, not per kernel)."""
+    global _NOTICE_GIVEN
+    if _NOTICE_GIVEN or not needs_compiling():
+        return None
+    _NOTICE_GIVEN = True
+    return _NOTICE
