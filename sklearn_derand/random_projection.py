@@ -307,10 +307,10 @@ class DerandomizedJLProjector(
         fitted points are used. Above it, ``"direct"`` on the CPU learns
         from a working set of pairs that grows with n, not n^2: up to 20,000
         points (a random sample above), each with 8 random partners, its 8
-        nearest neighbours and, after every 25 iterations (50 in the
-        second stage), the 8 worst partners a blocked scan finds for it
-        (all points up to 20,000; about 10^8 pairs of random points above),
-        the scans' endpoints joining the set. Elsewhere (another device) it
+        nearest neighbours and, after every 25 iterations, the 8 worst
+        partners a blocked scan finds for it (all points up to 20,000, each
+        pair once; about 10^8 pairs of random points above), the scans'
+        endpoints joining the set. Elsewhere (another device) it
         learns from blocks of points refreshed toward the worst pairs.
         ``"derandomize"``, whose exact expectations cost about 100 times
         more per pair, learns from one random block of at most 5000 pairs.

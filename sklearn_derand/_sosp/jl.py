@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 import torch
+from scipy import linalg
 from scipy.special import roots_genlaguerre
 
 from sklearn_derand._sosp import _jl_kernels
@@ -172,17 +173,27 @@ class DistortionProblem:
             K = X @ X.T
             K = K.toarray() if sp.issparse(K) else np.asarray(K)
             K = np.asarray(K, dtype=np.float64)
-            # Double centring, H K H with H = I - 1/n, without the two
-            # n x n products (5 s at n = 5000).
+            # Double centring, H K H with H = I - 1/n, in place, without
+            # the two n x n products (5 s at n = 5000); eigh reads one
+            # triangle and may overwrite K. Two n x n arrays at a time (K
+            # and the eigenvectors, then those and the kept ones) where a
+            # centred copy, its symmetrised copy and numpy's eigh held five.
             col = K.mean(axis=0)
-            Kc = K - col[None, :] - col[:, None] + col.mean()
-            Kc = (Kc + Kc.T) / 2
-            lam, U = np.linalg.eigh(Kc)
+            K -= col[None, :]
+            K -= col[:, None]
+            K += col.mean()
+            lam, U = linalg.eigh(K, overwrite_a=True, check_finite=False)
+            del K
             top = lam[-1] if lam.size else 0.0
             keep = lam > max(top, 0.0) * 1e-10
-            lam, U = lam[keep][::-1], U[:, keep][:, ::-1]
-            self.Y = U * np.sqrt(lam)
-            self._basis = ("X", U / np.sqrt(lam))
+            kept = np.flatnonzero(keep)[::-1]
+            lam = lam[kept]
+            self.Y = np.empty((n, kept.size))  # C order; U is Fortran's
+            np.take(U, kept, axis=1, out=self.Y)
+            del U
+            self.Y *= np.sqrt(lam)
+            # The basis of the row space is X^T (Y / lam): kept as lam.
+            self._basis = ("X", lam)
         self.rank = self.Y.shape[1]
         scale = float(np.max((self.Y**2).sum(1))) if self.Y.size else 1.0
         self.tiny = max(scale, 1e-300) * 1e-12
@@ -192,7 +203,7 @@ class DistortionProblem:
         kind, basis = self._basis
         if kind == "V":
             return A0 + C @ basis.T
-        coef = C @ basis.T  # (k, n)
+        coef = (C / basis) @ self.Y.T  # (k, n): C (Y / lam)^T
         X = self.X
         return A0 + np.asarray((X.T @ coef.T).T)
 
@@ -607,7 +618,7 @@ def _on_row_space(problem, A0):
     kind, basis = problem._basis
     if kind == "V":
         return A0 @ basis
-    return np.asarray(problem.X @ A0.T).T @ basis
+    return np.asarray(problem.X @ A0.T).T @ problem.Y / basis
 
 
 def _isometry_on_row_space(problem, A0):
@@ -1158,12 +1169,14 @@ def _fit_direct(
 _N_RANDOM = 8
 _N_NEAR = 8
 _N_WORST = 8
-# Iterations between scans, per stage: on 10^4 mixture points (d = 300,
-# k = 32, random_state 0, 1, 2) every 25 in both stages gave max distortion
-# 0.473-0.476 in 21-24 s, 25 then 50 0.472-0.495 in 19-20 s, 50 then 50
-# 0.57-0.69, 25 then 75 0.51-0.52 (the second stage finds few new
-# violators; its scans are the cost).
-_PAIR_ROUNDS = (25, 50)
+# Iterations between scans. On 10^4 mixture points (d = 300, k = 32,
+# random_state 0, 1, 2) every 25 gave max distortion 0.473-0.476 in 21-24
+# s, every 50 0.57-0.69; 25 then 50 in the second stage 0.472-0.495 in
+# 19-20 s but, on 3000 points, 0.997 at k = 8 (the start: every scan found
+# pairs 10-50 % above the set's max) against 0.865 with 25; 50 only after
+# a scan within 10 % of the set's max, 0.937 there, and 5 % off the time
+# at 10^4.
+_PAIR_ROUND = 25
 # Stages of p: on 10^4 points of a 20-cluster mixture (d = 300, k = 32) the
 # first stage at p = 8 left the max above the start's (0.97 against 0.95),
 # the working set missing most violators; from p = 32, 0.476 against 0.567
@@ -1280,9 +1293,8 @@ def _fit_pairs(
     (compiled kernels, cost linear in its size) on a set of active points:
     up to ``_ACTIVE_POINTS`` fitted points (all of them, or a random
     sample), each with ``_N_RANDOM`` random partners and its ``_N_NEAR``
-    nearest neighbours among them. After each round (``_PAIR_ROUNDS``
-    iterations, per stage) a
-    blocked scan (all fitted points up to ``_EXACT_SCAN``, random rows of
+    nearest neighbours among them. After every ``_PAIR_ROUND`` iterations
+    a blocked scan (all fitted points up to ``_EXACT_SCAN``, random rows of
     them above) adds, for each point it covers, the ``_N_WORST`` partners
     of largest distortion above 0.9 of the set's max, and their endpoints
     become active. Each stage of p runs rounds until one stalls with no
@@ -1347,11 +1359,11 @@ def _fit_pairs(
     n_iter = 0
     stopped = reached = False
     budgets = _stage_budgets(max_iter, _PAIR_SHARE)
-    for p, budget, rounds in zip(_PAIR_STAGES, budgets, _PAIR_ROUNDS):
+    for p, budget in zip(_PAIR_STAGES, budgets):
         used = 0
         stopped = False
         while used < budget and not stopped:
-            round_budget = min(rounds, budget - used)
+            round_budget = min(_PAIR_ROUND, budget - used)
             images, pullback = variable.active()
 
             objective, value_and_grad = _stage_objective(
