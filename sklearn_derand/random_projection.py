@@ -506,6 +506,7 @@ class DerandomizedJLProjector(
             Fitted transformer.
         """
         from sklearn_derand import _sosp
+        from sklearn_derand._sosp import _jl_kernels
         from sklearn_derand._sosp.jl import DistortionProblem, fit_projection
 
         if isinstance(self.n_components, (bool, np.bool_)):
@@ -519,12 +520,6 @@ class DerandomizedJLProjector(
         )
         n_samples, n_features = X.shape
         device = _sosp.resolve_device(self.device)
-        if device.type == "cpu":
-            from sklearn_derand._sosp import _jl_kernels
-
-            notice = _jl_kernels.compile_notice()
-            if notice:  # a fresh environment: say so once, not per kernel
-                warnings.warn(f"DerandomizedJLProjector: {notice}.", stacklevel=2)
         rng = check_random_state(self.random_state)
         # The Gaussian start is drawn first, exactly as GaussianRandomProjection
         # draws it, so random_state=s starts from that projection's matrix.
@@ -552,6 +547,16 @@ class DerandomizedJLProjector(
         max_pairs = self.max_pairs
         if self.method == "derandomize":
             max_pairs = min(max_pairs, _DERANDOMIZE_PAIRS)
+        if device.type == "cpu":  # a fresh environment: say so once
+            working_set = DistortionProblem.uses_working_set(
+                int(np.count_nonzero(fit_mask)),
+                max_pairs,
+                device,
+                self.method == "direct",
+            )
+            notice = _jl_kernels.compile_notice(working_set)
+            if notice:
+                warnings.warn(f"DerandomizedJLProjector: {notice}.", stacklevel=2)
         X_fit, sparse = _canonical(X)
         problem = DistortionProblem(
             X_fit,

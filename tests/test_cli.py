@@ -308,8 +308,8 @@ def test_a_cold_kernel_cache_is_announced_once(capsys, tmp_path, monkeypatch):
     np.save(data, X)
     code, _, err = _run(capsys, "jl", str(data), "--n-components", "2")
     assert code == 0 and "compiling" not in err
-    monkeypatch.setattr(_jl_kernels, "needs_compiling", lambda: True)
-    monkeypatch.setattr(_jl_kernels, "_NOTICE_GIVEN", False)
+    monkeypatch.setattr(_jl_kernels, "needs_compiling", lambda working_set=False: True)
+    monkeypatch.setattr(_jl_kernels, "_NOTICE_GIVEN", {False: False, True: False})
     code, _, err = _run(capsys, "jl", str(data), "--n-components", "2")
     assert code == 0
     assert err.count("compiling the projector's kernels") == 1
@@ -317,19 +317,34 @@ def test_a_cold_kernel_cache_is_announced_once(capsys, tmp_path, monkeypatch):
 
 def test_a_library_fit_announces_compiling_once(monkeypatch):
     """Outside the CLI the first fit that compiles says so in one warning;
-    later fits of the process do not repeat it."""
+    later fits of the process do not repeat it. A fit on a working set of
+    pairs (above max_pairs) compiles other, fewer kernels and says so once
+    too, with their own time."""
     from sklearn_derand import DerandomizedJLProjector
     from sklearn_derand._sosp import _jl_kernels
 
-    monkeypatch.setattr(_jl_kernels, "needs_compiling", lambda: True)
-    monkeypatch.setattr(_jl_kernels, "_NOTICE_GIVEN", False)
+    cold = {False: True, True: True}
+    monkeypatch.setattr(_jl_kernels, "needs_compiling", lambda ws=False: cold[ws])
+    monkeypatch.setattr(_jl_kernels, "_NOTICE_GIVEN", {False: False, True: False})
     X = np.random.RandomState(0).randn(40, 6)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        for _ in range(2):
-            DerandomizedJLProjector(2, random_state=0, max_iter=5).fit(X)
-    notices = [
-        w for w in caught if "compiling the projector's kernels" in str(w.message)
-    ]
-    assert len(notices) == 1
-    assert "once" in str(notices[0].message)
+
+    def notices(**params):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for _ in range(2):
+                DerandomizedJLProjector(
+                    2, random_state=0, max_iter=5, early_stopping=False, **params
+                ).fit(X)
+        return [
+            str(w.message)
+            for w in caught
+            if "compiling the projector's kernels" in str(w.message)
+        ]
+
+    dense = notices()
+    assert len(dense) == 1 and "once" in dense[0] and "about 30 s" in dense[0]
+    working = notices(max_pairs=100)  # 780 pairs: a working set
+    assert len(working) == 1 and "about 5 s" in working[0]
+    cold[False] = False  # a warm cache says nothing
+    monkeypatch.setattr(_jl_kernels, "_NOTICE_GIVEN", {False: False, True: True})
+    assert notices() == []

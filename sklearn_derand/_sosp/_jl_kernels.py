@@ -1029,40 +1029,46 @@ inverse_distances = _compiled_exact(_inverse_distances)
 pairs_value_and_parts = _compiled(_pairs_value_and_parts)
 pairs_hvp = _compiled(_pairs_hvp)
 
-# The kernel every CPU fit calls first (at set-up): in a fresh environment
-# none is cached, so its absence stands for all of them.
-_FIRST_FIT_KERNELS = (inverse_distances,)
+# The kernel each kind of CPU fit calls first: at set-up for all pairs or a
+# block (dense kernels), on the first pass for a working set (pair-list
+# kernels). In a fresh environment none is cached, so its absence stands
+# for the others of its kind.
+_FIRST_FIT_KERNELS = {False: inverse_distances, True: pairs_value_and_parts}
 
 
-def needs_compiling():
-    """Whether the next fit compiles the kernels: numba's on-disk cache
+def needs_compiling(working_set=False):
+    """Whether the next fit compiles kernels: numba's on-disk cache
     (``NUMBA_CACHE_DIR``, else ``__pycache__``) has no valid entry for the
-    set-up kernel every fit calls first, as in a fresh environment or after
-    the sources changed, and this process has not compiled it. Reads
-    numba's cache index (a private API): False if it cannot be read."""
+    first kernel such a fit calls (dense, or a working set's), as in a fresh
+    environment or after the sources changed, and this process has not
+    compiled it. Reads numba's cache index (a private API): False if it
+    cannot be read."""
+    kernel = _FIRST_FIT_KERNELS[bool(working_set)]
     try:
-        return any(
-            not kernel.parallel.signatures
-            and not kernel.parallel._cache._cache_file._load_index()
-            for kernel in _FIRST_FIT_KERNELS
+        return not kernel.parallel.signatures and not (
+            kernel.parallel._cache._cache_file._load_index()
         )
     except Exception:  # pragma: no cover - another numba's cache layout
         return False
 
 
+# First-call compile times, 2 cores (benchmarks/bench_first_use.py and the
+# per-kernel timings in docs/benchmarks.rst): the dense kernels about 30 s,
+# the working set's two about 5 s.
 _NOTICE = (
     "compiling the projector's kernels for this environment (numba, once: "
-    "about 30 s on 2 cores; cached on disk for later fits)"
+    "about {} s on 2 cores; cached on disk for later fits)"
 )
-_NOTICE_GIVEN = False
+_NOTICE_GIVEN = {False: False, True: False}
 
 
-def compile_notice():
-    """The one-line notice that the next fit compiles the kernels, the
-    first time this process asks while :func:`needs_compiling` holds; None
-    otherwise (said once per process, not per kernel)."""
-    global _NOTICE_GIVEN
-    if _NOTICE_GIVEN or not needs_compiling():
+def compile_notice(working_set=False):
+    """The one-line notice that the next fit (dense, or on a working set)
+    compiles its kernels, the first time this process asks while
+    :func:`needs_compiling` holds; None otherwise (said once per process
+    and kind of fit, not per kernel)."""
+    working_set = bool(working_set)
+    if _NOTICE_GIVEN[working_set] or not needs_compiling(working_set):
         return None
-    _NOTICE_GIVEN = True
-    return _NOTICE
+    _NOTICE_GIVEN[working_set] = True
+    return _NOTICE.format(5 if working_set else 30)

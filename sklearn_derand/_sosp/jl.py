@@ -136,7 +136,7 @@ class DistortionProblem:
         self.csr = None
         # Above max_pairs on the CPU, "direct" works on a set of pairs that
         # grows like n (see :func:`_fit_pairs`); elsewhere on blocks.
-        self.working_set = not self.dense and working_set and device.type == "cpu"
+        self.working_set = self.uses_working_set(n_fit, max_pairs, device, working_set)
         if self.working_set:
             self.points = torch.arange(n, device=device)
             self.inv_sym = self._inv_sym = self._torch_pairs = None
@@ -150,6 +150,17 @@ class DistortionProblem:
             self.set_points(
                 self.rng.choice(self.fit_idx, size=self.block_size, replace=False)
             )
+
+    @staticmethod
+    def uses_working_set(n_fit, max_pairs, device, working_set=True):
+        """Whether a problem of ``n_fit`` fitted points works on a working
+        set of pairs: above ``max_pairs`` pairs, on the CPU, when asked
+        (``"direct"``)."""
+        return (
+            working_set
+            and n_fit * (n_fit - 1) // 2 > max_pairs
+            and (device.type == "cpu")
+        )
 
     # -- reduction to the row space -------------------------------------
     def _reduce(self, X):
